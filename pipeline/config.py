@@ -1,0 +1,182 @@
+"""``config.yaml``: parsed once into validated, typed objects.
+
+Unknown or mistyped keys are errors that name the key. ``${VAR}`` (or
+``${VAR:-default}``) anywhere in a string value is replaced from the
+environment, so secrets need not live in the file. Command-line options are
+applied on top with :meth:`Config.override`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "config.yaml"
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class S3Section(_Section):
+    """Options for ``s3://`` backends; unset values fall back to the AWS_* variables."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    multipart_threshold: int = Field(64 * 1024 * 1024, gt=0)
+    part_size: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    max_concurrency: int = Field(4, gt=0)
+    max_attempts: int = Field(8, gt=0)
+
+
+class GCSSection(_Section):
+    """Options for ``gs://`` backends; unset values fall back to the Google variables."""
+
+    project: str | None = None
+    credentials_file: str | None = None
+    endpoint: str | None = None
+    chunk_size: int = Field(16 * 1024 * 1024, gt=0)
+    max_attempts: int = Field(8, gt=0)
+
+
+class BackendSection(_Section):
+    """Where the archive lives."""
+
+    url: str = "./archive"
+    s3: S3Section = S3Section()
+    gcs: GCSSection = GCSSection()
+
+
+class DownloadSection(_Section):
+    """How source files are fetched; mirrors ``pipeline.download.DownloadPolicy``."""
+
+    allowed_origins: tuple[str, ...] = ("https://cdn.videosdk.live",)
+    concurrency: int = Field(8, gt=0)
+    per_host: int = Field(4, gt=0)
+    connect_timeout: float = Field(10.0, gt=0)
+    read_timeout: float = Field(30.0, gt=0)
+    deadline: float = Field(3600.0, gt=0)
+    min_throughput: int = Field(16 * 1024, ge=0)
+    max_attempts: int = Field(6, gt=0)
+    max_retry_time: float = Field(300.0, gt=0)
+    backoff_base: float = Field(0.5, gt=0)
+    backoff_cap: float = Field(30.0, gt=0)
+    retry_after_cap: float = Field(120.0, gt=0)
+    not_found_grace: float = Field(60.0, ge=0)
+    max_size: int = Field(8 * 1024**3, gt=0)
+
+
+class StateSection(_Section):
+    """Local working files: the journal, staged downloads and quarantined files."""
+
+    journal: Path = Path(".track-archive/journal.sqlite3")
+    staging: Path = Path(".track-archive/staging")
+    quarantine: Path = Path(".track-archive/quarantine")
+
+
+class ServeSection(_Section):
+    """The live webhook receiver."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_key: Path | None = None
+    verify_signatures: bool = True
+    max_body: int = Field(1024 * 1024, gt=0)
+    workers: int = Field(4, gt=0)
+    stuck_after: float = Field(6 * 3600.0, gt=0)
+
+
+class VideoSDKSection(_Section):
+    """The recording service's API (start/stop, listing, public key)."""
+
+    api_base: str = "https://api.videosdk.live"
+    token: str | None = Field(None, repr=False)
+
+
+class Config(_Section):
+    """The whole validated configuration."""
+
+    backend: BackendSection = BackendSection()
+    download: DownloadSection = DownloadSection()
+    state: StateSection = StateSection()
+    serve: ServeSection = ServeSection()
+    videosdk: VideoSDKSection = VideoSDKSection()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def override(self, **changes: Any) -> Config:
+        """Apply dotted overrides (``{"backend.url": "s3://b"}``), skipping ``None``."""
+        data = self.model_dump()
+        for dotted, value in changes.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        return _validate(data, "command-line options")
+
+
+def _interpolate(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+
+        return _ENV_PATTERN.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _validate(data: dict[str, Any], source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{path}: unknown key")
+            else:
+                problems.append(f"{path}: {err['msg']}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """Read ``path`` (or ``./config.yaml`` when present, else defaults) once."""
+    if path is None:
+        default = Path(DEFAULT_CONFIG_NAME)
+        if not default.is_file():
+            return Config()
+        path = default
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    data = _interpolate(raw, "config")
+    return _validate(data, str(path))

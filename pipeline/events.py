@@ -1,0 +1,142 @@
+"""Typed models of the recording service's webhooks.
+
+Every ``participant-track-recording-*`` webhook carries ``meetingId``,
+``sessionId``, ``participantId`` and ``kind``; only ``-stopped`` adds
+``fileDetails``. The service sends no event id, so a delivery is identified by
+a hash of its canonical content: duplicates of one delivery hash the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import InputError
+
+Kind = Literal["audio", "video", "screen_audio", "screen_video"]
+KINDS: tuple[str, ...] = ("audio", "video", "screen_audio", "screen_video")
+TYPE_PREFIX = "participant-track-recording-"
+
+
+class Lifecycle(StrEnum):
+    """The stage a track recording reached, named after its webhook."""
+
+    STARTING = "starting"
+    STARTED = "started"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class FileDetail(BaseModel):
+    """One recorded file of a stopped track."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    fileUrl: str = Field(min_length=1, max_length=4096)
+    filePath: str | None = Field(None, max_length=4096)
+
+    @field_validator("fileUrl")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @property
+    def filename(self) -> str:
+        """The last segment of ``filePath``, else of the URL's path."""
+        for candidate in (self.filePath or "", urlsplit(self.fileUrl).path):
+            name = candidate.rstrip("/").rsplit("/", 1)[-1]
+            if name:
+                return name
+        raise ValueError("fileDetails entry names no file")
+
+
+class TrackData(BaseModel):
+    """The ``data`` object of a participant track recording webhook."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    meetingId: str | None = Field(None, max_length=512)
+    sessionId: str = Field(min_length=1, max_length=512)
+    participantId: str = Field(min_length=1, max_length=512)
+    kind: Kind
+    fileDetails: list[FileDetail] = Field(default_factory=list)
+
+
+class TrackEvent(BaseModel):
+    """A validated ``participant-track-recording-*`` webhook."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    webhookType: str
+    data: TrackData
+
+    @property
+    def stage(self) -> Lifecycle:
+        """The lifecycle stage this webhook reports."""
+        return Lifecycle(self.webhookType.removeprefix(TYPE_PREFIX))
+
+
+class OtherEvent(BaseModel):
+    """A webhook of a type this tool does not archive (reported and skipped)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    webhookType: str
+
+
+def event_id(payload: Any) -> str:
+    """A stable id for one delivery: SHA-256 of its canonical JSON."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(record)"
+        parts.append(f"field {field}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(payload: Any, *, source: str, line: int | None = None) -> TrackEvent | OtherEvent:
+    """Validate one decoded webhook body; raise ``InputError`` naming what is wrong."""
+    if not isinstance(payload, dict):
+        raise InputError(
+            f"expected a JSON object, found {type(payload).__name__}", source=source, line=line
+        )
+    webhook_type = payload.get("webhookType")
+    if not isinstance(webhook_type, str) or not webhook_type:
+        raise InputError("field webhookType: missing or not a string", source=source, line=line)
+    try:
+        if webhook_type.startswith(TYPE_PREFIX):
+            try:
+                Lifecycle(webhook_type.removeprefix(TYPE_PREFIX))
+            except ValueError:
+                return OtherEvent.model_validate(payload)
+            event = TrackEvent.model_validate(payload)
+            if event.stage is Lifecycle.STOPPED and not event.data.fileDetails:
+                raise InputError(
+                    "field data.fileDetails: a stopped webhook lists no files",
+                    source=source,
+                    line=line,
+                )
+            for detail in event.data.fileDetails:
+                try:
+                    detail.filename  # noqa: B018 - validates that a file name can be derived
+                except ValueError as exc:
+                    raise InputError(
+                        f"field data.fileDetails: {exc}", source=source, line=line
+                    ) from None
+            return event
+        return OtherEvent.model_validate(payload)
+    except ValidationError as exc:
+        raise InputError(_describe(exc), source=source, line=line) from None

@@ -1,0 +1,111 @@
+"""Changes to a manifest, applied as an idempotent merge.
+
+Applying the same update twice, or two updates in either order, gives the same
+document; that is what lets compare-and-swap retries and concurrent runs
+combine their work without losing entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .model import Failure, KindSummary, LifecycleEntry, Manifest, Segment, segment_order, utcnow
+
+#: A later stage wins when two arrive out of order; ``failed`` is final.
+_STAGE_RANK = {"starting": 0, "started": 1, "stopping": 2, "stopped": 3, "failed": 4}
+
+
+@dataclass
+class ManifestUpdate:
+    """What one run learned about one session."""
+
+    session_id: str
+    meeting_id: str | None = None
+    segments: list[tuple[str, str, Segment]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    lifecycle: list[tuple[str, str, str, datetime]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.segments or self.failures or self.lifecycle or self.meeting_id)
+
+
+def _add_segment(manifest: Manifest, pid: str, kind: str, segment: Segment) -> None:
+    segments = manifest.participants.setdefault(pid, {}).setdefault(kind, [])
+    for index, existing in enumerate(segments):
+        if existing.key == segment.key:
+            # Same object: keep the first archival time, take the fresher facts.
+            segments[index] = segment.model_copy(update={"archivedAt": existing.archivedAt})
+            break
+    else:
+        segments.append(segment)
+    segments.sort(key=segment_order)
+
+
+def _add_failure(manifest: Manifest, failure: Failure) -> None:
+    for existing in manifest.failures:
+        if (existing.participantId, existing.kind, existing.sourceUrl, existing.reason) == (
+            failure.participantId,
+            failure.kind,
+            failure.sourceUrl,
+            failure.reason,
+        ):
+            return
+    manifest.failures.append(failure)
+
+
+def _add_stage(manifest: Manifest, pid: str, kind: str, stage: str, at: datetime) -> None:
+    kinds = manifest.lifecycle.setdefault(pid, {})
+    entry = kinds.get(kind)
+    if entry is None:
+        kinds[kind] = LifecycleEntry(state=stage, seen=[stage], updatedAt=at)
+        return
+    if stage not in entry.seen:
+        entry.seen.append(stage)
+        entry.seen.sort(key=lambda s: _STAGE_RANK.get(s, -1))
+    if _STAGE_RANK.get(stage, -1) >= _STAGE_RANK.get(entry.state, -1):
+        entry.state = stage
+    entry.updatedAt = max(entry.updatedAt, at)
+
+
+def _summarise(manifest: Manifest) -> None:
+    totals = KindSummary()
+    manifest.summary = {}
+    for pid, kinds in manifest.participants.items():
+        for kind, segments in kinds.items():
+            summary = KindSummary(
+                segmentCount=len(segments),
+                totalBytes=sum(s.size for s in segments),
+                totalDurationSeconds=round(sum(s.durationSeconds or 0.0 for s in segments), 3),
+            )
+            manifest.summary.setdefault(pid, {})[kind] = summary
+            totals.segmentCount += summary.segmentCount
+            totals.totalBytes += summary.totalBytes
+            totals.totalDurationSeconds += summary.totalDurationSeconds
+    totals.totalDurationSeconds = round(totals.totalDurationSeconds, 3)
+    manifest.totals = totals
+
+
+def merge(current: Manifest | None, update: ManifestUpdate) -> Manifest:
+    """Return ``current`` with ``update`` applied (``current`` is not modified)."""
+    manifest = (
+        current.model_copy(deep=True)
+        if current is not None
+        else Manifest(sessionId=update.session_id, updatedAt=utcnow())
+    )
+    if update.meeting_id and not manifest.meetingId:
+        manifest.meetingId = update.meeting_id
+    for pid, kind, segment in update.segments:
+        _add_segment(manifest, pid, kind, segment)
+    archived_urls = {seg.sourceUrl for _, _, seg in manifest.segments()}
+    for failure in update.failures:
+        _add_failure(manifest, failure)
+    # A file that failed once and was archived later is no longer a failure.
+    manifest.failures = [
+        f for f in manifest.failures if f.sourceUrl is None or f.sourceUrl not in archived_urls
+    ]
+    for pid, kind, stage, at in update.lifecycle:
+        _add_stage(manifest, pid, kind, stage, at)
+    _summarise(manifest)
+    manifest.updatedAt = utcnow()
+    return manifest

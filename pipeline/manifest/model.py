@@ -1,0 +1,124 @@
+"""The per-session manifest: what each participant recorded, by kind, in order.
+
+The JSON is camelCase, like the recording service's own payloads. A manifest
+is only ever changed by merging (see :func:`merge`), so two writers that
+raced can both re-apply their changes on top of each other.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, to the millisecond (what manifests record)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Stream(_Model):
+    """One elementary stream found in a segment."""
+
+    type: str
+    codec: str
+
+
+class Segment(_Model):
+    """One archived file."""
+
+    key: str
+    filename: str
+    sourceUrl: str
+    sourcePath: str | None = None
+    size: int
+    sha256: str
+    crc32c: str
+    md5: str | None = None
+    durationSeconds: float | None = None
+    container: str | None = None
+    streams: list[Stream] = Field(default_factory=list)
+    startedAt: datetime | None = None
+    #: Epoch milliseconds from the service's file name; the primary sort key.
+    startedAtMs: int | None = None
+    archivedAt: datetime
+    #: Order of arrival, the last resort for ordering segments.
+    arrival: int = 0
+    #: Set when different content already held the natural key.
+    conflictWith: str | None = None
+
+
+class KindSummary(_Model):
+    """Totals for one participant's kind."""
+
+    segmentCount: int = 0
+    totalBytes: int = 0
+    totalDurationSeconds: float = 0.0
+
+
+class Failure(_Model):
+    """A segment that could not be archived, or a ``-failed`` webhook."""
+
+    participantId: str
+    kind: str
+    sourceUrl: str | None = None
+    reason: str
+    at: datetime
+    quarantine: str | None = None
+
+
+class LifecycleEntry(_Model):
+    """The lifecycle stages seen for one participant's kind."""
+
+    state: str
+    seen: list[str] = Field(default_factory=list)
+    updatedAt: datetime
+
+
+class Manifest(_Model):
+    """One session's manifest document."""
+
+    schemaVersion: int = SCHEMA_VERSION
+    sessionId: str
+    meetingId: str | None = None
+    updatedAt: datetime
+    participants: dict[str, dict[str, list[Segment]]] = Field(default_factory=dict)
+    summary: dict[str, dict[str, KindSummary]] = Field(default_factory=dict)
+    failures: list[Failure] = Field(default_factory=list)
+    lifecycle: dict[str, dict[str, LifecycleEntry]] = Field(default_factory=dict)
+    totals: KindSummary = Field(default_factory=KindSummary)
+
+    def to_json(self) -> bytes:
+        """The stored form: indented, stable, UTF-8."""
+        return (self.model_dump_json(indent=2, exclude_none=True) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        """Parse a stored manifest."""
+        return cls.model_validate_json(data)
+
+    def segments(self) -> list[tuple[str, str, Segment]]:
+        """Every segment as ``(participantId, kind, segment)``, in manifest order."""
+        return [
+            (pid, kind, seg)
+            for pid, kinds in self.participants.items()
+            for kind, segs in kinds.items()
+            for seg in segs
+        ]
+
+
+def segment_order(segment: Segment) -> tuple[Any, ...]:
+    """Recording start from the file name, else from the media, else arrival."""
+    if segment.startedAtMs is not None:
+        return (0, segment.startedAtMs, segment.arrival)
+    if segment.startedAt is not None:
+        return (0, int(segment.startedAt.timestamp() * 1000), segment.arrival)
+    return (1, segment.arrival, segment.filename)
