@@ -1,0 +1,14 @@
+"""The state journal: deliveries and segment states, durable across crashes."""
+
+from .base import EventRecord, Journal, NewSegment, SegmentRecord, SegmentState
+from .sqlite import SQLiteJournal, worker_name
+
+__all__ = [
+    "EventRecord",
+    "Journal",
+    "NewSegment",
+    "SQLiteJournal",
+    "SegmentRecord",
+    "SegmentState",
+    "worker_name",
+]

@@ -1,0 +1,156 @@
+"""The journal contract: durable record of deliveries and of each segment's state.
+
+The archiver, the live receiver and its workers share one journal. SQLite on
+one machine is the default implementation; anything that offers these
+operations atomically (a database table, a queue with a key-value store) can
+take its place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class SegmentState(StrEnum):
+    """Where a segment is on its way into the archive."""
+
+    PENDING = "pending"  # known, not yet being worked on
+    ACTIVE = "active"  # claimed by a worker holding a lease
+    DONE = "done"  # stored at its key and verified
+    FAILED = "failed"  # refused; bytes quarantined, reason recorded
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One webhook delivery as committed to the journal."""
+
+    event_id: str
+    webhook_type: str
+    session_id: str | None
+    participant_id: str | None
+    kind: str | None
+    payload: dict[str, Any]
+    source: str
+    received_at: datetime
+    processed: bool
+    manifested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewSegment:
+    """A file named by a stopped webhook, before any work on it."""
+
+    segment_id: str
+    session_id: str
+    meeting_id: str | None
+    participant_id: str
+    kind: str
+    source_url: str
+    source_path: str | None
+    filename: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecord:
+    """A segment's journal row."""
+
+    segment_id: str
+    session_id: str
+    meeting_id: str | None
+    participant_id: str
+    kind: str
+    source_url: str
+    source_path: str | None
+    filename: str
+    key: str
+    arrival: int
+    state: SegmentState
+    attempts: int
+    result: dict[str, Any] | None
+    error: str | None
+    manifested: bool
+    updated_at: datetime
+
+
+class Journal(ABC):
+    """Durable, concurrency-safe state shared by every worker of one archive."""
+
+    @abstractmethod
+    def record_event(
+        self,
+        *,
+        event_id: str,
+        webhook_type: str,
+        payload: dict[str, Any],
+        source: str,
+        session_id: str | None = None,
+        participant_id: str | None = None,
+        kind: str | None = None,
+    ) -> bool:
+        """Commit a delivery durably; ``False`` when this exact delivery was seen before."""
+
+    @abstractmethod
+    def unprocessed_events(self, limit: int = 1000) -> list[EventRecord]:
+        """Deliveries not yet turned into segments, oldest first."""
+
+    @abstractmethod
+    def add_segments(
+        self, event_id: str, segments: list[NewSegment], *, retry_failed: bool = False
+    ) -> int:
+        """Record an event's segments (existing ones are kept) and mark it processed.
+
+        With ``retry_failed`` a segment that failed before goes back to pending.
+        Returns how many segments were new or re-queued.
+        """
+
+    @abstractmethod
+    def claim(
+        self, worker: str, *, lease_seconds: float, session_id: str | None = None
+    ) -> SegmentRecord | None:
+        """Atomically take one pending segment (or one whose worker died)."""
+
+    @abstractmethod
+    def finish(
+        self,
+        segment_id: str,
+        worker: str,
+        state: SegmentState,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record the outcome of a claimed segment."""
+
+    @abstractmethod
+    def release(self, segment_id: str, worker: str) -> None:
+        """Give a claimed segment back (the worker is stopping)."""
+
+    @abstractmethod
+    def segments(
+        self, *, session_id: str | None = None, states: tuple[SegmentState, ...] = ()
+    ) -> list[SegmentRecord]:
+        """Segments, optionally of one session and in some states, in arrival order."""
+
+    @abstractmethod
+    def events(self, *, session_id: str | None = None) -> list[EventRecord]:
+        """Deliveries, optionally of one session, in arrival order."""
+
+    @abstractmethod
+    def unmanifested_sessions(self) -> list[str]:
+        """Sessions with outcomes or events not yet merged into their manifest."""
+
+    @abstractmethod
+    def mark_manifested(self, *, segment_ids: list[str], event_ids: list[str]) -> None:
+        """Record that these outcomes and events are in their manifest."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Segments per state, plus unprocessed events (for health and metrics)."""
+
+    def close(self) -> None:
+        """Release the journal's resources."""

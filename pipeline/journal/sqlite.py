@@ -1,0 +1,370 @@
+"""The default journal: one SQLite file in WAL mode, synced on every commit.
+
+A connection is shared between threads behind a lock: the journal's writes are
+tiny and the lock keeps each operation atomic without relying on SQLite's
+busy handling inside one process. Separate processes coordinate through
+SQLite's own locking (``busy_timeout``), so two runs may share one file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError
+from .base import EventRecord, Journal, NewSegment, SegmentRecord, SegmentState
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    webhook_type TEXT NOT NULL,
+    session_id TEXT, participant_id TEXT, kind TEXT,
+    payload TEXT NOT NULL,
+    source TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    processed INTEGER NOT NULL DEFAULT 0,
+    manifested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (processed, seq);
+CREATE INDEX IF NOT EXISTS events_session ON events (session_id, seq);
+CREATE TABLE IF NOT EXISTS segments (
+    arrival INTEGER PRIMARY KEY AUTOINCREMENT,
+    segment_id TEXT NOT NULL UNIQUE,
+    session_id TEXT NOT NULL, meeting_id TEXT,
+    participant_id TEXT NOT NULL, kind TEXT NOT NULL,
+    source_url TEXT NOT NULL, source_path TEXT,
+    filename TEXT NOT NULL, key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT, lease_until REAL,
+    result TEXT, error TEXT,
+    manifested INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segments_state ON segments (state, arrival);
+CREATE INDEX IF NOT EXISTS segments_session ON segments (session_id, arrival);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def worker_name() -> str:
+    """A worker identity that tells whether its process still lives (host:pid:thread)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _owner_is_dead(owner: str | None) -> bool:
+    """True when ``owner`` ran on this host in a process that no longer exists."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        pid = int(rest.partition(":")[0])
+    except ValueError:
+        return True
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class SQLiteJournal(Journal):
+    """A journal in one SQLite file."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                path, timeout=30.0, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise JournalError(f"{path}: journal schema {row[0]} is not {SCHEMA_VERSION}")
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"{path}: cannot open the journal ({exc})") from exc
+        self._lock = threading.Lock()
+
+    # -- helpers --------------------------------------------------------------
+
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                self._db.row_factory = sqlite3.Row
+                return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: {exc}") from exc
+
+    def _transaction(self, work: Any) -> Any:
+        """Run ``work(db)`` inside one IMMEDIATE transaction (a writer lock up front)."""
+        try:
+            with self._lock:
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    value = work(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return value
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: {exc}") from exc
+
+    @staticmethod
+    def _event(row: sqlite3.Row) -> EventRecord:
+        return EventRecord(
+            event_id=row["event_id"],
+            webhook_type=row["webhook_type"],
+            session_id=row["session_id"],
+            participant_id=row["participant_id"],
+            kind=row["kind"],
+            payload=json.loads(row["payload"]),
+            source=row["source"],
+            received_at=datetime.fromisoformat(row["received_at"]),
+            processed=bool(row["processed"]),
+            manifested=bool(row["manifested"]),
+        )
+
+    @staticmethod
+    def _segment(row: sqlite3.Row) -> SegmentRecord:
+        return SegmentRecord(
+            segment_id=row["segment_id"],
+            session_id=row["session_id"],
+            meeting_id=row["meeting_id"],
+            participant_id=row["participant_id"],
+            kind=row["kind"],
+            source_url=row["source_url"],
+            source_path=row["source_path"],
+            filename=row["filename"],
+            key=row["key"],
+            arrival=row["arrival"],
+            state=SegmentState(row["state"]),
+            attempts=row["attempts"],
+            result=json.loads(row["result"]) if row["result"] else None,
+            error=row["error"],
+            manifested=bool(row["manifested"]),
+            updated_at=datetime.fromisoformat(row["updated_at"]),
+        )
+
+    # -- events ---------------------------------------------------------------
+
+    def record_event(
+        self,
+        *,
+        event_id: str,
+        webhook_type: str,
+        payload: dict[str, Any],
+        source: str,
+        session_id: str | None = None,
+        participant_id: str | None = None,
+        kind: str | None = None,
+    ) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO events (event_id, webhook_type, session_id, participant_id, kind,"
+                " payload, source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event_id,
+                    webhook_type,
+                    session_id,
+                    participant_id,
+                    kind,
+                    json.dumps(payload, ensure_ascii=False),
+                    source,
+                    _now(),
+                ),
+            )
+            return cursor.rowcount == 1
+
+        return bool(self._transaction(work))
+
+    def unprocessed_events(self, limit: int = 1000) -> list[EventRecord]:
+        rows = self._run("SELECT * FROM events WHERE processed = 0 ORDER BY seq LIMIT ?", (limit,))
+        return [self._event(r) for r in rows]
+
+    def events(self, *, session_id: str | None = None) -> list[EventRecord]:
+        if session_id is None:
+            rows = self._run("SELECT * FROM events ORDER BY seq")
+        else:
+            rows = self._run(
+                "SELECT * FROM events WHERE session_id = ? ORDER BY seq", (session_id,)
+            )
+        return [self._event(r) for r in rows]
+
+    # -- segments -------------------------------------------------------------
+
+    def add_segments(
+        self, event_id: str, segments: list[NewSegment], *, retry_failed: bool = False
+    ) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            changed = 0
+            for seg in segments:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO segments (segment_id, session_id, meeting_id, participant_id,"
+                    " kind, source_url, source_path, filename, key, state, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        seg.segment_id,
+                        seg.session_id,
+                        seg.meeting_id,
+                        seg.participant_id,
+                        seg.kind,
+                        seg.source_url,
+                        seg.source_path,
+                        seg.filename,
+                        seg.key,
+                        SegmentState.PENDING,
+                        _now(),
+                    ),
+                )
+                if cursor.rowcount == 0 and retry_failed:
+                    cursor = db.execute(
+                        "UPDATE segments SET state = ?, error = NULL, updated_at = ?"
+                        " WHERE segment_id = ? AND state = ?",
+                        (SegmentState.PENDING, _now(), seg.segment_id, SegmentState.FAILED),
+                    )
+                changed += cursor.rowcount
+            db.execute("UPDATE events SET processed = 1 WHERE event_id = ?", (event_id,))
+            return changed
+
+        return int(self._transaction(work))
+
+    def claim(
+        self, worker: str, *, lease_seconds: float, session_id: str | None = None
+    ) -> SegmentRecord | None:
+        def work(db: sqlite3.Connection) -> SegmentRecord | None:
+            now = datetime.now(UTC).timestamp()
+            where = "session_id = ? AND " if session_id is not None else ""
+            params: tuple[Any, ...] = (session_id,) if session_id is not None else ()
+            rows = db.execute(
+                f"SELECT * FROM segments WHERE {where}state IN (?, ?) ORDER BY arrival",
+                (*params, SegmentState.PENDING, SegmentState.ACTIVE),
+            ).fetchall()
+            for row in rows:
+                if row["state"] == SegmentState.ACTIVE and not (
+                    (row["lease_until"] or 0) < now or _owner_is_dead(row["owner"])
+                ):
+                    continue
+                db.execute(
+                    "UPDATE segments SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1,"
+                    " updated_at = ? WHERE segment_id = ?",
+                    (SegmentState.ACTIVE, worker, now + lease_seconds, _now(), row["segment_id"]),
+                )
+                fresh = db.execute(
+                    "SELECT * FROM segments WHERE segment_id = ?", (row["segment_id"],)
+                ).fetchone()
+                return self._segment(fresh)
+            return None
+
+        result: SegmentRecord | None = self._transaction(work)
+        return result
+
+    def finish(
+        self,
+        segment_id: str,
+        worker: str,
+        state: SegmentState,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._transaction(
+            lambda db: db.execute(
+                "UPDATE segments SET state = ?, result = ?, error = ?, owner = NULL, lease_until = NULL,"
+                " manifested = 0, updated_at = ? WHERE segment_id = ?",
+                (
+                    state,
+                    json.dumps(result) if result is not None else None,
+                    error,
+                    _now(),
+                    segment_id,
+                ),
+            )
+        )
+
+    def release(self, segment_id: str, worker: str) -> None:
+        self._transaction(
+            lambda db: db.execute(
+                "UPDATE segments SET state = ?, owner = NULL, lease_until = NULL, updated_at = ?"
+                " WHERE segment_id = ? AND owner = ? AND state = ?",
+                (SegmentState.PENDING, _now(), segment_id, worker, SegmentState.ACTIVE),
+            )
+        )
+
+    def segments(
+        self, *, session_id: str | None = None, states: tuple[SegmentState, ...] = ()
+    ) -> list[SegmentRecord]:
+        clauses, params = [], []
+        if session_id is not None:
+            clauses.append("session_id = ?")
+            params.append(session_id)
+        if states:
+            clauses.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(states)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._run(f"SELECT * FROM segments{where} ORDER BY arrival", tuple(params))
+        return [self._segment(r) for r in rows]
+
+    # -- manifests ------------------------------------------------------------
+
+    def unmanifested_sessions(self) -> list[str]:
+        rows = self._run(
+            "SELECT session_id FROM segments WHERE manifested = 0 AND state IN (?, ?)"
+            " UNION SELECT session_id FROM events WHERE manifested = 0 AND processed = 1"
+            " AND session_id IS NOT NULL ORDER BY 1",
+            (SegmentState.DONE, SegmentState.FAILED),
+        )
+        return [r[0] for r in rows]
+
+    def mark_manifested(self, *, segment_ids: list[str], event_ids: list[str]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE segments SET manifested = 1 WHERE segment_id = ?",
+                [(s,) for s in segment_ids],
+            )
+            db.executemany(
+                "UPDATE events SET manifested = 1 WHERE event_id = ?", [(e,) for e in event_ids]
+            )
+
+        self._transaction(work)
+
+    def counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in SegmentState}
+        for row in self._run("SELECT state, COUNT(*) FROM segments GROUP BY state"):
+            counts[row[0]] = row[1]
+        counts["events_unprocessed"] = self._run("SELECT COUNT(*) FROM events WHERE processed = 0")[
+            0
+        ][0]
+        counts["events"] = self._run("SELECT COUNT(*) FROM events")[0][0]
+        return counts
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
