@@ -1,0 +1,267 @@
+"""One file's transfer: requests with hand-followed redirects, streamed to the staging file.
+
+``Transfer`` keeps the state that lets a later attempt resume where an earlier
+one stopped: the staged offset, the validator for ``If-Range``, the declared
+total and the running digests. Each call to ``attempt`` is one GET (plus its
+redirect hops); a failure is raised as a ``TransferFailed`` subclass and the
+retry decision is left to the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import httpx
+
+from pipeline.checks import Check
+from pipeline.download.digests import Digests
+from pipeline.download.errors import (
+    NotYetAvailable,
+    PermanentFailure,
+    TransientFailure,
+    UrlRefused,
+)
+from pipeline.download.policy import DownloadPolicy
+from pipeline.download.retry import NOT_YET_STATUSES, RETRYABLE_STATUSES, parse_retry_after
+from pipeline.download.safety import Resolver, SafetyRules, Target, pinned_request_parts
+from pipeline.download.source_checksum import SourceChecksum, announced_checksums, wants_md5
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
+
+
+class TooSlow(TransientFailure):
+    """The body arrived below ``min_throughput``; progress made this way does not count."""
+
+
+HostLimit = Callable[[str], AbstractAsyncContextManager[Any]]
+
+
+class Transfer:
+    """The state of downloading one URL into one staging file, across attempts."""
+
+    def __init__(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        client: httpx.AsyncClient,
+        policy: DownloadPolicy,
+        rules: SafetyRules,
+        resolver: Resolver,
+        host_limit: HostLimit,
+    ):
+        self.url = url
+        self.dest = dest
+        self._client = client
+        self._policy = policy
+        self._rules = rules
+        self._resolver = resolver
+        self._host_limit = host_limit
+        self._file: Any = None
+        self.offset = 0
+        self.total: int | None = None
+        self.validator: str | None = None
+        self.checksums: list[SourceChecksum] = []
+        self.digests = Digests()
+        self.final_url: str | None = None
+        self.requests = 0
+        self.bytes_transferred = 0
+        self.notes: list[str] = []
+
+    async def open(self) -> None:
+        """Create (or empty) the staging file."""
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self._file = await aiofiles.open(self.dest, "wb")
+
+    async def close(self) -> None:
+        """Flush and close the staging file; its bytes stay on disk."""
+        if self._file is not None:
+            await self._file.close()
+            self._file = None
+
+    async def restart(self, why: str) -> None:
+        """Drop what is staged and start over from byte 0 (the file changed, or was wrong)."""
+        self.notes.append(f"restarted from byte 0 after {self.offset} bytes: {why}")
+        await self._file.seek(0)
+        await self._file.truncate(0)
+        self.offset = 0
+        self.total = None
+        self.validator = None
+        self.checksums = []
+        self.digests = Digests()
+
+    async def attempt(self) -> None:
+        """One GET of the file from the current offset, following redirects by hand."""
+        if self.offset > 0 and self.validator is None:
+            # Without a validator a range could splice two versions of the file together.
+            await self.restart("the source gave no strong ETag or Last-Modified to resume against")
+        url: httpx.URL | str = self.url
+        for _hop in range(self._policy.max_redirects + 1):
+            try:
+                target = self._rules.check(url)
+                address = await self._rules.pin(target, self._resolver)
+            except UrlRefused as exc:
+                raise PermanentFailure(str(exc)) from exc
+            async with self._host_limit(target.host_key):
+                response = await self._send(target, address)
+                try:
+                    if response.is_redirect:
+                        location = response.headers.get("location")
+                        if not location:
+                            raise PermanentFailure(
+                                f"HTTP {response.status_code} redirect without a Location"
+                            )
+                        # Join against the real URL, not the pinned address.
+                        url = target.url.join(location)
+                        continue
+                    await self._consume(response)
+                    self.final_url = str(target.url)
+                    return
+                finally:
+                    await response.aclose()
+        raise PermanentFailure(f"more than {self._policy.max_redirects} redirects")
+
+    async def _send(self, target: Target, address: str) -> httpx.Response:
+        request_url, headers, extensions = pinned_request_parts(target, address)
+        if self.offset > 0 and self.validator is not None:
+            headers["Range"] = f"bytes={self.offset}-"
+            headers["If-Range"] = self.validator
+        request = self._client.build_request(
+            "GET", request_url, headers=headers, extensions=extensions
+        )
+        self.requests += 1
+        try:
+            return await self._client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise TransientFailure(f"{type(exc).__name__} from {target.host}: {exc}") from exc
+
+    async def _consume(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status in NOT_YET_STATUSES:
+            raise NotYetAvailable(f"HTTP {status}", status=status)
+        if status in RETRYABLE_STATUSES:
+            retry_after = parse_retry_after(
+                response.headers.get("retry-after"), cap=self._policy.retry_after_cap
+            )
+            raise TransientFailure(f"HTTP {status}", status=status, retry_after=retry_after)
+        if status == 416 and self.offset > 0:
+            await self._unsatisfiable(response)
+            return
+        if status == 206 and self.offset > 0:
+            await self._check_resumed(response)
+        elif status in (200, 206):
+            if self.offset > 0:
+                await self.restart(f"HTTP {status} without the requested range: the file changed")
+            self._begin(response)
+        else:
+            raise PermanentFailure(f"HTTP {status} {response.reason_phrase}".strip(), status=status)
+        await self._stream(response)
+
+    def _begin(self, response: httpx.Response) -> None:
+        headers = response.headers
+        etag = headers.get("etag")
+        strong = etag if etag and not etag.startswith("W/") else None
+        self.validator = strong or headers.get("last-modified")
+        self.total = None
+        if response.status_code == 206:
+            match = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
+            if match is None or match.group(1) != "0" or match.group(3) == "*":
+                raise TransientFailure("HTTP 206 without a usable Content-Range from byte 0")
+            self.total = int(match.group(3))
+        elif (length := headers.get("content-length")) is not None and length.isdigit():
+            self.total = int(length)
+        if self.total is not None and self.total > self._policy.max_size:
+            raise PermanentFailure(
+                f"the source declares {self.total} bytes, above max_size {self._policy.max_size}"
+            )
+        self.checksums = announced_checksums(headers, full_body=response.status_code == 200)
+        self.digests = Digests(md5=wants_md5(self.checksums))
+
+    async def _check_resumed(self, response: httpx.Response) -> None:
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
+        if match is None:
+            await self.restart("HTTP 206 without a readable Content-Range")
+            raise TransientFailure("HTTP 206 without a readable Content-Range")
+        start, total = int(match.group(1)), match.group(3)
+        etag = response.headers.get("etag")
+        if start != self.offset:
+            await self.restart(f"Content-Range starts at {start}, expected {self.offset}")
+            raise TransientFailure(f"Content-Range starts at {start}, expected {self.offset}")
+        if total != "*" and self.total is not None and int(total) != self.total:
+            await self.restart(f"Content-Range total {total} differs from {self.total}")
+            raise TransientFailure(f"the file changed size from {self.total} to {total}")
+        if etag and self.validator and self.validator.startswith('"') and etag != self.validator:
+            await self.restart(f"ETag changed from {self.validator} to {etag}")
+            raise TransientFailure("the file changed (ETag) between attempts")
+
+    async def _unsatisfiable(self, response: httpx.Response) -> None:
+        match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("content-range", "").strip())
+        found = int(match.group(1)) if match else None
+        if found is not None and found == self.offset and self.total in (None, found):
+            # Everything was already staged: the previous attempt dropped after the last byte.
+            self.notes.append(f"HTTP 416 at offset {self.offset}: the staged file is complete")
+            self.total = found
+            return
+        await self.restart(f"HTTP 416 with source size {found} while {self.offset} bytes staged")
+        raise TransientFailure("HTTP 416: the staged bytes do not match the source")
+
+    async def _stream(self, response: httpx.Response) -> None:
+        policy = self._policy
+        pending: list[bytes] = []
+        pending_size = 0
+        window_start = time.monotonic()
+        window_bytes = 0
+        try:
+            async for piece in response.aiter_raw():
+                self.bytes_transferred += len(piece)
+                pending.append(piece)
+                pending_size += len(piece)
+                if self.offset + pending_size > policy.max_size:
+                    raise PermanentFailure(
+                        f"more than max_size {policy.max_size} bytes received; stopped"
+                    )
+                window_bytes += len(piece)
+                now = time.monotonic()
+                if now - window_start >= policy.throughput_window:
+                    rate = window_bytes / (now - window_start)
+                    if rate < policy.min_throughput:
+                        raise TooSlow(
+                            f"{rate:.0f} B/s over {now - window_start:.1f} s, "
+                            f"below min_throughput {policy.min_throughput} B/s"
+                        )
+                    window_start, window_bytes = now, 0
+                if pending_size >= policy.chunk_size:
+                    await self._write(b"".join(pending))
+                    pending, pending_size = [], 0
+        except httpx.TransportError as exc:
+            raise TransientFailure(
+                f"{type(exc).__name__} after {self.offset + pending_size} bytes: {exc}"
+            ) from exc
+        finally:
+            # Bytes that arrived before a failure are genuine: keep them for the resume.
+            if pending:
+                await self._write(b"".join(pending))
+        if self.total is not None and self.offset < self.total:
+            raise TransientFailure(f"body ended at {self.offset} of {self.total} bytes")
+
+    async def _write(self, data: bytes) -> None:
+        # The hashes run in a worker thread while aiofiles writes in another: hashlib and
+        # crc32c release the GIL, so concurrent downloads hash on every core.
+        await asyncio.gather(self._file.write(data), asyncio.to_thread(self.digests.update, data))
+        self.offset += len(data)
+
+    def transport_check(self) -> Check:
+        """Received bytes against the declared length; an empty file always fails."""
+        if self.offset == 0:
+            return Check("transport", False, self.total or "at least 1 byte", 0, "empty file")
+        if self.total is None:
+            return Check("transport", True, None, self.offset, "the source declared no length")
+        return Check("transport", self.offset == self.total, self.total, self.offset, "bytes")

@@ -1,0 +1,74 @@
+"""``DownloadResult``: what one ``fetch`` produced and how it was verified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.checks import Check
+
+
+@dataclass(slots=True)
+class StreamSummary:
+    """One media stream: ``type`` (audio, video, ...) and ``codec`` name."""
+
+    type: str
+    codec: str
+
+
+@dataclass(slots=True)
+class DownloadResult:
+    """The outcome of one download: the staged file, its digests, media facts and checks.
+
+    ``ok`` is true only when every check passed. On failure ``reason`` says what
+    was expected and what was found, and ``path`` still holds any staged bytes.
+    """
+
+    ok: bool
+    reason: str | None
+    url: str
+    final_url: str | None = None
+    path: Path | None = None
+    size: int = 0
+    sha256: str | None = None
+    crc32c: str | None = None
+    md5: str | None = None
+    container: str | None = None
+    streams: list[StreamSummary] = field(default_factory=list)
+    duration_seconds: float | None = None
+    started_at: datetime | None = None
+    attempts: int = 0
+    bytes_transferred: int = 0
+    checks: list[Check] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (paths and times as strings)."""
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "url": self.url,
+            "final_url": self.final_url,
+            "path": str(self.path) if self.path is not None else None,
+            "size": self.size,
+            "sha256": self.sha256,
+            "crc32c": self.crc32c,
+            "md5": self.md5,
+            "container": self.container,
+            "streams": [{"type": s.type, "codec": s.codec} for s in self.streams],
+            "duration_seconds": self.duration_seconds,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "attempts": self.attempts,
+            "bytes_transferred": self.bytes_transferred,
+            "checks": [_jsonable_check(c) for c in self.checks],
+        }
+
+
+def _jsonable_check(check: Check) -> dict[str, Any]:
+    data = check.as_dict()
+    for key in ("expected", "found"):
+        value = data[key]
+        if not (value is None or isinstance(value, str | int | float | bool | list | dict)):
+            data[key] = str(value)
+    return data
