@@ -142,36 +142,53 @@ def _segment_info(
 
 
 @dataclass(frozen=True, slots=True)
-class Overrun:
-    """An element or box that declares more bytes than the file holds."""
+class StructureFault:
+    """Where the file's element (Matroska) or box (MP4) structure breaks, and how."""
 
     what: str
     offset: int
-    declared_end: int
+    declared_end: int | None  # where the element says it ends, when it says so
+    cut: bool  # True: the file ends inside it; False: the bytes there are damaged
+
+    def describe(self, file_size: int) -> str:
+        """One line for the check report."""
+        if self.declared_end is not None:
+            return (
+                f"{self.what} at byte {self.offset} ends at byte {self.declared_end},"
+                f" past the {file_size}-byte file"
+            )
+        return f"{self.what} at byte {self.offset}"
 
 
-def find_overrun(path: Path, info: ContainerInfo) -> Overrun | None:
-    """The first element (Matroska) or top-level box (MP4) cut short by the end of the file.
+def find_structure_fault(path: Path, info: ContainerInfo) -> StructureFault | None:
+    """The first element (Matroska) or top-level box (MP4) that is cut short or damaged.
 
     Reads element headers only, seeking over their data, so a long recording costs one
     small read per Cluster (or per block inside an unknown-size Cluster).
     """
     with path.open("rb") as stream:
         if info.is_matroska and info.segment_header is not None:
-            segment = ebml.read_element(stream, info.segment_header)
-            if segment is None:
-                return Overrun("Segment header", info.segment_header, info.file_size + 1)
-            position = segment.data_offset
-            try:
-                for element in ebml.walk_segment(stream, segment, info.file_size):
-                    position = element.offset
-                    if element.end is not None and element.end > info.file_size:
-                        return Overrun(_element_name(element.id), element.offset, element.end)
-            except ebml.EBMLError:
-                return Overrun("element header", position, info.file_size + 1)
-            return None
+            return _ebml_fault(stream, info)
         if info.name in ("mp4", "mov"):
-            return _box_overrun(stream, info.file_size)
+            return _box_fault(stream, info.file_size)
+    return None
+
+
+def _ebml_fault(stream: BinaryIO, info: ContainerInfo) -> StructureFault | None:
+    assert info.segment_header is not None
+    segment = ebml.read_element(stream, info.segment_header)
+    if segment is None:
+        return StructureFault("Segment header", info.segment_header, None, cut=True)
+    try:
+        for element in ebml.walk_segment(stream, segment, info.file_size):
+            if element.end is not None and element.end > info.file_size:
+                name = _element_name(element.id)
+                return StructureFault(name, element.offset, element.end, cut=True)
+    except ebml.EBMLError as exc:
+        offset = exc.offset if exc.offset is not None else info.file_size
+        # A header that starts within its maximum length of the end was cut, not damaged.
+        cut = offset + 12 > info.file_size and "unexpected" not in str(exc)
+        return StructureFault(str(exc), offset, None, cut=cut)
     return None
 
 
@@ -182,6 +199,7 @@ _NAMES = {
     ebml.TRACKS: "Tracks",
     ebml.SEEK_HEAD: "SeekHead",
     ebml.TAGS: "Tags",
+    ebml.VOID: "Void",
     0xA3: "SimpleBlock",
     0xA0: "BlockGroup",
 }
@@ -191,25 +209,25 @@ def _element_name(element_id: int) -> str:
     return _NAMES.get(element_id, f"element 0x{element_id:X}")
 
 
-def _box_overrun(stream: BinaryIO, file_size: int) -> Overrun | None:
+def _box_fault(stream: BinaryIO, file_size: int) -> StructureFault | None:
     """Walk ISO-BMFF top-level boxes; the last one must end exactly at the end of the file."""
     pos = 0
     while pos < file_size:
         stream.seek(pos)
         header = stream.read(16)
         if len(header) < 8:
-            return Overrun("box header", pos, pos + 8)
+            return StructureFault("box header", pos, pos + 8, cut=True)
         size = int.from_bytes(header[:4], "big")
         kind = header[4:8].decode("latin-1")
         if size == 1:  # 64-bit "largesize" follows the type
             if len(header) < 16:
-                return Overrun(f"{kind!r} box header", pos, pos + 16)
+                return StructureFault(f"{kind!r} box header", pos, pos + 16, cut=True)
             size = int.from_bytes(header[8:16], "big")
         elif size == 0:  # the box runs to the end of the file by definition
             return None
         if size < 8:
-            return Overrun(f"malformed {kind!r} box", pos, file_size + 1)
+            return StructureFault(f"malformed {kind!r} box", pos, None, cut=False)
         if pos + size > file_size:
-            return Overrun(f"{kind!r} box", pos, pos + size)
+            return StructureFault(f"{kind!r} box", pos, pos + size, cut=True)
         pos += size
     return None

@@ -36,12 +36,21 @@ LEVEL1_IDS = frozenset(
 )
 # Elements that may appear anywhere and say nothing about the nesting level.
 GLOBAL_IDS = frozenset({VOID, CRC32})
+SIMPLE_BLOCK = 0xA3
+BLOCK_GROUP = 0xA0
+# Children of a Cluster: Timestamp, Position, PrevSize, SimpleBlock, BlockGroup,
+# EncryptedBlock, SilentTracks.
+CLUSTER_CHILD_IDS = frozenset({0xE7, 0xA7, 0xAB, SIMPLE_BLOCK, BLOCK_GROUP, 0xAF, 0x5854})
 
 _MATROSKA_EPOCH = datetime(2001, 1, 1, tzinfo=UTC)
 
 
 class EBMLError(ValueError):
     """The bytes are not well-formed EBML at the place they were read."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,20 +159,28 @@ def walk_segment(stream: BinaryIO, segment: Element, file_size: int) -> Iterator
     """Every child of a Segment, and the children of unknown-size Clusters, as declared.
 
     An element whose declared end lies past ``file_size`` is yielded and ends the walk,
-    so the caller sees where the file was cut. Raises ``EBMLError`` when a header itself
-    is cut or malformed.
+    so the caller sees where the file was cut. Raises ``EBMLError`` (with the offset) when
+    a header is cut or malformed, or an element turns up where it cannot be.
     """
     end = file_size if segment.end is None else min(segment.end, file_size)
     pos = segment.data_offset
+    in_unknown_cluster = False
     while pos < end:
         element = read_element(stream, pos)
         if element is None:
-            raise EBMLError(f"element header at byte {pos} is cut or malformed")
+            raise EBMLError("element header is cut or malformed", pos)
+        if element.id in LEVEL1_IDS:
+            in_unknown_cluster = False
+        elif element.id not in GLOBAL_IDS and not (
+            in_unknown_cluster and element.id in CLUSTER_CHILD_IDS
+        ):
+            raise EBMLError(f"unexpected element 0x{element.id:X}", pos)
         yield element
         if element.size is None:
             if element.id != CLUSTER:
                 return  # only Clusters are written with an unknown size in practice
             # Descend: its blocks follow, and the next level-1 ID ends the Cluster.
+            in_unknown_cluster = True
             pos = element.data_offset
             continue
         if element.data_offset + element.size > file_size:

@@ -17,7 +17,7 @@ from typing import Any
 import av
 
 from pipeline.checks import Check, first_failure
-from pipeline.media.container import ContainerInfo, find_overrun, sniff_container
+from pipeline.media.container import ContainerInfo, find_structure_fault, sniff_container
 
 AUDIO_KINDS = frozenset({"audio", "screen_audio"})
 VIDEO_KINDS = frozenset({"video", "screen_video"})
@@ -172,18 +172,18 @@ def _size_checks(path: Path, info: ContainerInfo) -> list[Check]:
                 else None,
             )
         )
-    overrun = find_overrun(path, info)
-    name = "cluster-size" if info.is_matroska else "box-size"
-    if overrun is None:
-        checks.append(Check(name, True, "every element within the file", "all within"))
+    fault = find_structure_fault(path, info)
+    unit = "element" if info.is_matroska else "box"
+    if fault is None:
+        checks.append(Check("structure", True, f"every {unit} whole", "all whole"))
     else:
         checks.append(
             Check(
-                name,
+                "structure",
                 False,
-                f"{overrun.what} at byte {overrun.offset} ends at byte {overrun.declared_end}",
-                f"file has {info.file_size} bytes",
-                "the file was cut short",
+                f"every {unit} whole",
+                fault.describe(info.file_size),
+                "the file was cut short" if fault.cut else "the data is damaged",
             )
         )
     return checks
@@ -252,7 +252,7 @@ def _demux(path: Path, demuxer: str) -> _Demuxed:
     except (av.FFmpegError, ValueError, OSError) as exc:
         # PyAV raises FFmpeg failures as av.FFmpegError subclasses that also inherit
         # OSError/ValueError; a report is the translation callers want here.
-        error = f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {_reason(exc)}"
     return _Demuxed(
         streams=[_stream_info(f, tallies.get(f.index, _StreamTally())) for f in facts],
         packets=sum(t.count for t in tallies.values()),
@@ -261,6 +261,12 @@ def _demux(path: Path, demuxer: str) -> _Demuxed:
         creation_time=creation_time,
         error=error,
     )
+
+
+def _reason(exc: Exception) -> str:
+    # FFmpeg errors carry the staging path in str(exc); the reason alone reads better.
+    reason = getattr(exc, "strerror", None)
+    return reason if isinstance(reason, str) and reason else str(exc)
 
 
 def _facts(stream: Any) -> _StreamFacts:

@@ -250,19 +250,18 @@ def _audio_packets(container: Any, spec: _AudioSpec, seconds: float) -> Iterator
     stream.bit_rate = 32000 if spec.codec == "libopus" else 64000
     sample_format = "s16" if spec.codec == "libopus" else "fltp"
     total = round(seconds * spec.sample_rate)
-    step = 2 * math.pi * spec.tone_hz / spec.sample_rate
     time_base = Fraction(1, spec.sample_rate)
     frame_size = stream.codec_context.frame_size or AUDIO_FRAME_SAMPLES
+    # Two seconds back to back, so any frame's slice is contiguous.
+    looped = _tone_second(spec.sample_rate, spec.tone_hz, sample_format) * 2
+    width = 2 if sample_format == "s16" else 4
     pts = 0
     while pts < total:
         count = min(frame_size, total - pts)
         frame = av.AudioFrame(format=sample_format, layout="mono", samples=count)
         frame.sample_rate = spec.sample_rate
-        tone = [0.25 * math.sin(step * (pts + i)) for i in range(count)]
-        if sample_format == "s16":
-            raw = array.array("h", (int(32767 * v) for v in tone)).tobytes()
-        else:
-            raw = array.array("f", tone).tobytes()
+        start = (pts % spec.sample_rate) * width
+        raw = looped[start : start + count * width]
         frame.planes[0].update(raw.ljust(frame.planes[0].buffer_size, b"\0"))
         frame.pts, frame.time_base = pts, time_base
         for packet in stream.encode(frame):
@@ -270,6 +269,15 @@ def _audio_packets(container: Any, spec: _AudioSpec, seconds: float) -> Iterator
         pts += count
     for packet in stream.encode(None):
         yield _packet_time(packet), packet
+
+
+def _tone_second(sample_rate: int, tone_hz: float, sample_format: str) -> bytes:
+    """One second of a sine tone, repeated for longer files (seamless for whole-Hz tones)."""
+    step = 2 * math.pi * tone_hz / sample_rate
+    tone = [0.25 * math.sin(step * i) for i in range(sample_rate)]
+    if sample_format == "s16":
+        return array.array("h", (int(32767 * v) for v in tone)).tobytes()
+    return array.array("f", tone).tobytes()
 
 
 def _video_packets(container: Any, spec: _VideoSpec, seconds: float) -> Iterator[tuple[float, Any]]:
