@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -27,25 +27,38 @@ class _Section(BaseModel):
 
 
 class S3Section(_Section):
-    """Options for ``s3://`` backends; unset values fall back to the AWS_* variables."""
+    """Options for ``s3://`` backends (``storage_backends.S3Options``); unset keys use its defaults."""
 
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
-    multipart_threshold: int = Field(64 * 1024 * 1024, gt=0)
-    part_size: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024)
-    max_concurrency: int = Field(4, gt=0)
-    max_attempts: int = Field(8, gt=0)
+    multipart_threshold: int | None = Field(None, gt=0)
+    part_size: int | None = Field(None, gt=0)
+    max_concurrency: int | None = Field(None, gt=0)
+    max_attempts: int | None = Field(None, gt=0)
+    addressing_style: Literal["auto", "virtual", "path"] | None = None
+    list_page_size: int | None = Field(None, gt=0, le=1000)
+    connect_timeout: float | None = Field(None, gt=0)
+    read_timeout: float | None = Field(None, gt=0)
 
 
 class GCSSection(_Section):
-    """Options for ``gs://`` backends; unset values fall back to the Google variables."""
+    """Options for ``gs://`` backends (``storage_backends.GCSOptions``); unset keys use its defaults."""
 
     project: str | None = None
-    credentials_file: str | None = None
+    credentials_file: Path | None = None
     endpoint: str | None = None
-    chunk_size: int = Field(16 * 1024 * 1024, gt=0)
-    max_attempts: int = Field(8, gt=0)
+    chunk_size: int | None = Field(None, gt=0)
+    resumable_threshold: int | None = Field(None, gt=0)
+    retry_deadline: float | None = Field(None, gt=0)
+    list_page_size: int | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0)
+
+
+class LocalSection(_Section):
+    """Options for local-disk backends."""
+
+    fsync: bool | None = None
 
 
 class BackendSection(_Section):
@@ -54,25 +67,34 @@ class BackendSection(_Section):
     url: str = "./archive"
     s3: S3Section = S3Section()
     gcs: GCSSection = GCSSection()
+    local: LocalSection = LocalSection()
 
 
 class DownloadSection(_Section):
-    """How source files are fetched; mirrors ``pipeline.download.DownloadPolicy``."""
+    """How source files are fetched (``pipeline.download.DownloadPolicy``); unset keys use its defaults."""
 
-    allowed_origins: tuple[str, ...] = ("https://cdn.videosdk.live",)
-    concurrency: int = Field(8, gt=0)
-    per_host: int = Field(4, gt=0)
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(30.0, gt=0)
-    deadline: float = Field(3600.0, gt=0)
-    min_throughput: int = Field(16 * 1024, ge=0)
-    max_attempts: int = Field(6, gt=0)
-    max_retry_time: float = Field(300.0, gt=0)
-    backoff_base: float = Field(0.5, gt=0)
-    backoff_cap: float = Field(30.0, gt=0)
-    retry_after_cap: float = Field(120.0, gt=0)
-    not_found_grace: float = Field(60.0, ge=0)
-    max_size: int = Field(8 * 1024**3, gt=0)
+    allowed_origins: tuple[str, ...] | None = None
+    private_origins: tuple[str, ...] | None = None
+    concurrency: int | None = Field(None, gt=0)
+    per_host: int | None = Field(None, gt=0)
+    connect_timeout: float | None = Field(None, gt=0)
+    read_timeout: float | None = Field(None, gt=0)
+    deadline: float | None = Field(None, gt=0)
+    min_throughput: int | None = Field(None, ge=0)
+    throughput_window: float | None = Field(None, gt=0)
+    max_attempts: int | None = Field(None, gt=0)
+    max_retry_time: float | None = Field(None, gt=0)
+    backoff_base: float | None = Field(None, ge=0)
+    backoff_cap: float | None = Field(None, ge=0)
+    retry_after_cap: float | None = Field(None, ge=0)
+    not_found_grace: float | None = Field(None, ge=0)
+    max_redirects: int | None = Field(None, ge=0)
+    max_size: int | None = Field(None, gt=0)
+    chunk_size: int | None = Field(None, gt=0)
+
+    def given(self) -> dict[str, Any]:
+        """Only the keys the user set, for the policy's constructor."""
+        return self.model_dump(exclude_none=True)
 
 
 class StateSection(_Section):
@@ -100,6 +122,12 @@ class VideoSDKSection(_Section):
 
     api_base: str = "https://api.videosdk.live"
     token: str | None = Field(None, repr=False)
+
+    @field_validator("token")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        # ``${VIDEOSDK_TOKEN:-}`` yields "" when the variable is unset.
+        return value or None
 
 
 class Config(_Section):
@@ -145,7 +173,20 @@ def _interpolate(value: Any, where: str) -> Any:
     return value
 
 
+def _empty_sections(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """A section whose keys are all commented out parses as ``None``: read it as empty."""
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, _Section) and name in data:
+            if data[name] is None:
+                data[name] = {}
+            if isinstance(data[name], dict):
+                data[name] = _empty_sections(data[name], sub)
+    return data
+
+
 def _validate(data: dict[str, Any], source: str) -> Config:
+    data = _empty_sections(dict(data), Config)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

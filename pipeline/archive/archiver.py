@@ -1,0 +1,241 @@
+"""The archiver: webhooks in, verified objects and manifests out.
+
+Batch runs (``archive``) and the live receiver's workers share this class:
+deliveries are committed to the journal first, expanded into segment jobs,
+then claimed by workers, so a crash at any point is resumed by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storage_backends import Backend, StorageError
+
+from ..download import Downloader, DownloadResult
+from ..errors import InputError
+from ..events import OtherEvent, TrackEvent, event_id, parse_event
+from ..journal import Journal, SegmentRecord, SegmentState, worker_name
+from .manifests import flush_manifests
+from .segments import manifest_segment, plan_segments
+from .store import quarantine, store_verified
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one segment in this process."""
+
+    record: SegmentRecord
+    state: str  # "archived", "skipped" or "failed"
+    size: int = 0
+    reason: str | None = None
+    download: DownloadResult | None = None
+
+
+@dataclass
+class RunSummary:
+    """Counts for one batch run; the ``--json`` output of ``archive``."""
+
+    archived: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, str]] = field(default_factory=list)
+    input_errors: list[str] = field(default_factory=list)
+    ignored_events: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The documented JSON document (extra keys after the contract's five)."""
+        return {
+            "archived": self.archived,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "failures": self.failures,
+            "conflicts": self.conflicts,
+            "inputErrors": self.input_errors,
+            "ignoredEvents": self.ignored_events,
+        }
+
+
+class Archiver:
+    """Turns journaled deliveries into archived segments and manifests."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        journal: Journal,
+        downloader: Downloader,
+        staging: Path,
+        quarantine_dir: Path,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        lease_seconds: float = 4 * 3600.0,
+    ) -> None:
+        self.backend = backend
+        self.journal = journal
+        self.downloader = downloader
+        self.staging = staging
+        self.quarantine_dir = quarantine_dir
+        self.on_outcome = on_outcome
+        self.lease_seconds = lease_seconds
+
+    # -- intake ---------------------------------------------------------------
+
+    def ingest(
+        self, payload: Any, *, source: str, line: int | None = None, expand: bool = True
+    ) -> tuple[TrackEvent | OtherEvent, list[str]]:
+        """Validate and journal one delivery; return it and its segment ids.
+
+        With ``expand`` its segments are queued at once (and segments that
+        failed before are re-queued); otherwise workers expand it later.
+        Raises ``InputError`` naming the source, line and field at fault.
+        """
+        event = parse_event(payload, source=source, line=line)
+        if isinstance(event, OtherEvent):
+            return event, []
+        jobs = plan_segments(event, source=source, line=line) if event.data.fileDetails else []
+        eid = event_id(payload)
+        self.journal.record_event(
+            event_id=eid,
+            webhook_type=event.webhookType,
+            payload=payload,
+            source=source if line is None else f"{source}:{line}",
+            session_id=event.data.sessionId,
+            participant_id=event.data.participantId,
+            kind=event.data.kind,
+        )
+        if expand:
+            self.journal.add_segments(eid, jobs, retry_failed=True)
+        return event, [job.segment_id for job in jobs]
+
+    def expand_pending(self) -> int:
+        """Turn journaled deliveries that were not expanded yet into segment jobs."""
+        queued = 0
+        for record in self.journal.unprocessed_events():
+            jobs = []
+            try:
+                event = parse_event(record.payload, source=record.source)
+                if isinstance(event, TrackEvent) and event.data.fileDetails:
+                    jobs = plan_segments(event, source=record.source)
+            except InputError as exc:
+                log.error("journaled delivery %s cannot be archived: %s", record.event_id[:12], exc)
+            queued += self.journal.add_segments(record.event_id, jobs)
+        return queued
+
+    # -- work -----------------------------------------------------------------
+
+    async def run(self, *, concurrency: int, stop: asyncio.Event | None = None) -> list[Outcome]:
+        """Work until no segment is pending (or ``stop`` is set); then update manifests."""
+        self.expand_pending()
+        outcomes: list[Outcome] = []
+        workers = [
+            asyncio.create_task(self._worker(f"{worker_name()}:{n}", outcomes, stop))
+            for n in range(concurrency)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await self.flush_manifests()
+        return outcomes
+
+    async def flush_manifests(self) -> None:
+        """Merge finished work into the manifests (safe to call any time)."""
+        await asyncio.to_thread(flush_manifests, self.backend, self.journal)
+
+    async def _worker(self, name: str, outcomes: list[Outcome], stop: asyncio.Event | None) -> None:
+        while stop is None or not stop.is_set():
+            record = self.journal.claim(name, lease_seconds=self.lease_seconds)
+            if record is None:
+                return
+            try:
+                outcome = await self.process(record, name)
+            except asyncio.CancelledError:
+                self.journal.release(record.segment_id, name)
+                raise
+            outcomes.append(outcome)
+            if self.on_outcome is not None:
+                self.on_outcome(outcome)
+
+    async def process(self, record: SegmentRecord, worker: str) -> Outcome:
+        """Download, verify and store one claimed segment; record the outcome."""
+        staged = self.staging / f"{record.segment_id}.part"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        log.info("fetching %s -> %s", record.source_url, record.key)
+        result = await self.downloader.fetch(record.source_url, staged, kind=record.kind)
+        if not result.ok:
+            return await self._refuse(
+                record, worker, result, result.reason or "verification failed"
+            )
+        try:
+            stored = await asyncio.to_thread(store_verified, self.backend, record.key, result)
+        except StorageError as exc:
+            return await self._refuse(record, worker, result, f"storage: {exc}")
+        staged.unlink(missing_ok=True)
+        self.journal.finish(record.segment_id, worker, SegmentState.DONE, result=stored)
+        if stored.get("conflict_with"):
+            log.warning(
+                "segment %s stored at %s (different content already at its key)",
+                record.source_url,
+                stored["key"],
+            )
+        log.info("archived %s (%d bytes)", stored["key"], result.size)
+        return Outcome(record, "archived", size=result.size, download=result)
+
+    async def _refuse(
+        self, record: SegmentRecord, worker: str, result: DownloadResult, reason: str
+    ) -> Outcome:
+        kept = await asyncio.to_thread(quarantine, self.quarantine_dir, record.key, result)
+        self.journal.finish(
+            record.segment_id,
+            worker,
+            SegmentState.FAILED,
+            result={"quarantine": str(kept) if kept else None, "download": result.as_dict()},
+            error=reason,
+        )
+        log.error("refused %s: %s", record.source_url, reason)
+        return Outcome(record, "failed", reason=reason, download=result)
+
+
+def summarise(journal: Journal, segment_ids: set[str], outcomes: list[Outcome]) -> RunSummary:
+    """The run's counts over the segments its input named (and any it resumed)."""
+    summary = RunSummary()
+    worked = {o.record.segment_id: o for o in outcomes}
+    for record in journal.segments():
+        if record.segment_id not in segment_ids and record.segment_id not in worked:
+            continue
+        outcome = worked.get(record.segment_id)
+        if record.state is SegmentState.DONE:
+            if outcome is not None and outcome.state == "archived":
+                summary.archived += 1
+                summary.bytes += outcome.size
+            else:
+                summary.skipped += 1
+            if record.result and record.result.get("conflict_with"):
+                summary.conflicts.append(
+                    {"key": record.result["conflict_with"], "storedAt": record.result["key"]}
+                )
+        elif record.state is SegmentState.FAILED:
+            summary.failed += 1
+            summary.failures.append(
+                {
+                    "sessionId": record.session_id,
+                    "participantId": record.participant_id,
+                    "kind": record.kind,
+                    "sourceUrl": record.source_url,
+                    "reason": record.error,
+                }
+            )
+    return summary
+
+
+__all__ = ["Archiver", "Outcome", "RunSummary", "manifest_segment", "summarise"]

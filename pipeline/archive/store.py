@@ -1,0 +1,109 @@
+"""Putting a verified staged file at its final key, or into quarantine.
+
+An occupied key is never overwritten: identical content counts as already
+archived, different content goes to a distinct key and is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from storage_backends import Backend, IntegrityError, ObjectStat, PreconditionFailed
+
+from ..download import DownloadResult
+from ..layout import conflict_key
+from ..manifest import utcnow
+
+log = logging.getLogger(__name__)
+
+_CONTENT_TYPES = {"webm": "video/webm", "matroska": "video/x-matroska", "mp4": "video/mp4"}
+
+
+def _same_content(stat: ObjectStat | None, result: DownloadResult) -> bool:
+    if stat is None or stat.size != result.size:
+        return False
+    if stat.sha256 is not None:
+        return stat.sha256 == result.sha256
+    return stat.crc32c is not None and stat.crc32c == result.crc32c
+
+
+def _put_create_only(
+    backend: Backend, key: str, result: DownloadResult, path: Path
+) -> ObjectStat | None:
+    """Create ``key``; ``None`` when it already holds other content."""
+    assert result.crc32c is not None and result.sha256 is not None
+    content_type = _CONTENT_TYPES.get(result.container or "", "application/octet-stream")
+    for attempt in (1, 2):
+        try:
+            return backend.put_file(
+                key,
+                path,
+                crc32c=result.crc32c,
+                sha256=result.sha256,
+                content_type=content_type,
+                if_absent=True,
+            )
+        except PreconditionFailed:
+            existing = backend.stat(key)
+            if _same_content(existing, result):
+                return existing
+            if existing is None:
+                continue  # deleted between our write and our look: try once more
+            return None
+        except IntegrityError:
+            # The bytes on disk were verified; a corrupted upload is retried once.
+            if attempt == 2:
+                raise
+            log.warning("upload of %s was corrupted in transit; retrying once", key)
+    raise PreconditionFailed(
+        "the key kept changing while it was written", backend=backend.url, key=key
+    )
+
+
+def store_verified(backend: Backend, key: str, result: DownloadResult) -> dict[str, Any]:
+    """Store a verified download; return the facts the journal and manifest keep."""
+    assert result.path is not None
+    conflict_with = None
+    stat = _put_create_only(backend, key, result, result.path)
+    final_key = key
+    if stat is None:
+        assert result.sha256 is not None
+        final_key = conflict_key(key, result.sha256)
+        conflict_with = key
+        log.warning(
+            "conflict: %s already holds different content; keeping the new file at %s",
+            key,
+            final_key,
+        )
+        stat = _put_create_only(backend, final_key, result, result.path)
+        if stat is None:
+            raise PreconditionFailed(
+                "conflict key holds different content too", backend=backend.url, key=final_key
+            )
+    data = result.as_dict()
+    data.update(key=final_key, conflict_with=conflict_with, archived_at=utcnow().isoformat())
+    data.pop("path", None)
+    return data
+
+
+def quarantine(quarantine_root: Path, key: str, result: DownloadResult) -> Path | None:
+    """Move a refused file's staged bytes under ``quarantine_root/key`` beside its reason."""
+    target = quarantine_root / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    moved: Path | None = None
+    if result.path is not None and result.path.exists():
+        moved = target
+        if moved.exists():
+            moved = target.with_name(f"{target.name}.{utcnow().strftime('%Y%m%dT%H%M%S%f')}")
+        shutil.move(result.path, moved)
+    reason = result.as_dict()
+    reason["quarantined_at"] = utcnow().isoformat()
+    reason["staged_bytes"] = str(moved) if moved else None
+    (moved or target).with_name((moved or target).name + ".reason.json").write_text(
+        json.dumps(reason, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return moved

@@ -1,0 +1,158 @@
+"""``track-archive archive``: saved webhooks in, verified archive and manifests out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..archive import Archiver, Outcome, RunSummary, summarise
+from ..config import Config
+from ..download import Downloader
+from ..errors import InputError
+from ..events import OtherEvent
+from ..ingest import read_sources
+from ..journal import SQLiteJournal
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    backend_option,
+    config_option,
+    download_policy,
+    load,
+    open_configured_backend,
+    setup_logging,
+    translate_errors,
+)
+from .progress import RunProgress
+
+log = logging.getLogger("track_archive")
+
+
+def run_archive(config: Config, sources: list[str], *, show_progress: bool) -> RunSummary:
+    """Ingest every source, archive every pending segment, update manifests."""
+    backend = open_configured_backend(config)
+    journal = SQLiteJournal(config.state.journal)
+    try:
+        return asyncio.run(_archive(config, backend, journal, sources, show_progress))
+    finally:
+        journal.close()
+        backend.close()
+
+
+async def _archive(
+    config: Config, backend: Any, journal: SQLiteJournal, sources: list[str], show_progress: bool
+) -> RunSummary:
+    input_errors: list[str] = []
+    ignored: list[str] = []
+    touched: set[str] = set()
+    async with Downloader(download_policy(config)) as downloader:
+        progress = RunProgress(enabled=show_progress)
+
+        def on_outcome(outcome: Outcome) -> None:
+            progress.advance(outcome)
+
+        archiver = Archiver(
+            backend=backend,
+            journal=journal,
+            downloader=downloader,
+            staging=config.state.staging,
+            quarantine_dir=config.state.quarantine,
+            on_outcome=on_outcome,
+        )
+        for item in read_sources(sources):
+            if isinstance(item, InputError):
+                input_errors.append(str(item))
+                log.error("%s", item)
+                continue
+            try:
+                event, segment_ids = archiver.ingest(
+                    item.payload, source=item.source, line=item.line
+                )
+            except InputError as exc:
+                input_errors.append(str(exc))
+                log.error("%s", exc)
+                continue
+            if isinstance(event, OtherEvent):
+                ignored.append(f"{item.source}:{item.line}: {event.webhookType}")
+                log.warning(
+                    "%s:%s: webhook type %r is not a track recording; skipped",
+                    item.source,
+                    item.line,
+                    event.webhookType,
+                )
+            touched.update(segment_ids)
+        archiver.expand_pending()
+        progress.start(journal)
+        try:
+            outcomes = await archiver.run(concurrency=config.download.concurrency or 8)
+        finally:
+            progress.stop()
+    summary = summarise(journal, touched, outcomes)
+    summary.input_errors = input_errors
+    summary.ignored_events = ignored
+    return summary
+
+
+@click.command("archive")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@config_option
+@backend_option
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Trust this origin for fileUrls (repeatable); replaces the configured list.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The journal file (default from config: .track-archive/journal.sqlite3).",
+)
+@click.option("--concurrency", type=click.IntRange(min=1), help="Segments downloaded at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary document on stdout.")
+@translate_errors
+def archive(
+    sources: tuple[str, ...],
+    config_path: Path | None,
+    backend_url: str | None,
+    allow_origins: tuple[str, ...],
+    state_path: Path | None,
+    concurrency: int | None,
+    as_json: bool,
+) -> None:
+    """Archive every segment named by saved webhooks in SOURCE (files, directories or -).
+
+    Exit status: 0 when every segment is archived and verified (or already
+    was), 1 when any segment or input record failed, 2 for usage or
+    configuration errors.
+    """
+    config = load(
+        config_path,
+        **{
+            "backend.url": backend_url,
+            "download.allowed_origins": list(allow_origins) or None,
+            "state.journal": str(state_path) if state_path else None,
+            "download.concurrency": concurrency,
+        },
+    )
+    setup_logging(config.log_level, quiet=as_json)
+    show_progress = sys.stderr.isatty() and not as_json
+    summary = run_archive(config, list(sources), show_progress=show_progress)
+    if as_json:
+        click.echo(json.dumps(summary.as_json(), indent=2))
+    else:
+        from .report import print_summary
+
+        print_summary(summary)
+    sys.exit(EXIT_FAILED if summary.failed or summary.input_errors else EXIT_OK)
+
+
+commands = [archive]

@@ -1,0 +1,139 @@
+"""What every command shares: options, config loading, backends, logging, errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from storage_backends import (
+    Backend,
+    BackendConfigError,
+    BackendOptions,
+    GCSOptions,
+    LocalOptions,
+    S3Options,
+    StorageError,
+    open_backend,
+)
+
+from ..config import Config, load_config
+from ..download import DownloadPolicy
+from ..errors import ConfigError, TrackArchiveError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit codes shared by every command.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class ConfigProblem(click.ClickException):
+    """A configuration or usage problem: exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class Failed(click.ClickException):
+    """The job ran and something in it failed: exit code 1."""
+
+    exit_code = EXIT_FAILED
+
+
+def config_option(func: F) -> F:
+    """``--config FILE``: defaults to ./config.yaml when present."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Configuration file (default: ./config.yaml when present).",
+    )(func)
+
+
+def backend_option(func: F) -> F:
+    """``--backend URL``: overrides backend.url."""
+    return click.option(
+        "--backend",
+        "backend_url",
+        metavar="URL",
+        default=None,
+        help="Archive root: a path, file:///abs/dir, s3://bucket[/prefix] or gs://bucket[/prefix].",
+    )(func)
+
+
+def load(config_path: Path | None, **overrides: Any) -> Config:
+    """Load the config once and apply command-line overrides (exit 2 when invalid)."""
+    try:
+        return load_config(config_path).override(**overrides)
+    except ConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+
+
+def backend_options(config: Config) -> BackendOptions:
+    """The storage options the config asks for."""
+    section = config.backend
+    try:
+        return BackendOptions(
+            s3=S3Options(**section.s3.model_dump(exclude_none=True)),
+            gcs=GCSOptions(**section.gcs.model_dump(exclude_none=True)),
+            local=LocalOptions(**section.local.model_dump(exclude_none=True)),
+        )
+    except BackendConfigError as exc:
+        raise ConfigProblem(f"backend options: {exc}") from None
+
+
+def open_configured_backend(config: Config, url: str | None = None) -> Backend:
+    """Open ``url`` (default: the configured backend) with the configured options."""
+    try:
+        return open_backend(url or config.backend.url, backend_options(config))
+    except BackendConfigError as exc:
+        raise ConfigProblem(str(exc)) from None
+
+
+def download_policy(config: Config) -> DownloadPolicy:
+    """The download engine's policy from the config."""
+    try:
+        return DownloadPolicy(**config.download.given())
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise ConfigProblem(f"download: {exc}") from None
+
+
+def setup_logging(level: str, *, quiet: bool = False) -> None:
+    """Log lines to stderr: rich on a terminal, plain in pipes and CI."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else getattr(logging, level.upper()))
+    # The SDKs are chatty at INFO and may echo request details; keep them at WARNING.
+    for noisy in ("botocore", "boto3", "urllib3", "google", "httpx", "httpcore", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def translate_errors(func: F) -> F:
+    """Turn the library's errors into clear messages and exit codes, never tracebacks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, BackendConfigError) as exc:
+            raise ConfigProblem(str(exc)) from None
+        except (TrackArchiveError, StorageError) as exc:
+            raise Failed(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]  # functools.wraps loses the precise type

@@ -1,0 +1,43 @@
+"""``track-archive manifest show``: read one session's manifest."""
+
+from __future__ import annotations
+
+import click
+
+from ..manifest import read_manifest
+from .common import (
+    Failed,
+    backend_option,
+    config_option,
+    load,
+    open_configured_backend,
+    translate_errors,
+)
+from .report import print_manifest
+
+
+@click.group("manifest")
+def manifest() -> None:
+    """Read session manifests."""
+
+
+@manifest.command("show")
+@click.argument("session_id")
+@config_option
+@backend_option
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest document as stored.")
+@translate_errors
+def show(session_id: str, config_path: object, backend_url: str | None, as_json: bool) -> None:
+    """Show the manifest of SESSION_ID: participants, kinds, segments, failures."""
+    config = load(config_path, **{"backend.url": backend_url})  # type: ignore[arg-type]  # click passes Path | None
+    with open_configured_backend(config) as backend:
+        found, _ = read_manifest(backend, session_id)
+        if found is None:
+            raise Failed(f"no manifest for session {session_id!r} in {backend.url}")
+        if as_json:
+            click.echo(found.to_json().decode("utf-8"), nl=False)
+        else:
+            print_manifest(found)
+
+
+commands = [manifest]
