@@ -213,6 +213,9 @@ def _write(
     if seconds <= 0:
         raise ValueError("seconds must be positive")
     options = {"fflags": "+bitexact"}
+    if fmt == "webm":
+        # A Cluster per second, as browser recorders write, so files have inner boundaries.
+        options["cluster_time_limit"] = "1000"
     if live:
         options["live"] = "1"
     with av.open(os.fspath(path), "w", format=fmt, options=options) as container:
