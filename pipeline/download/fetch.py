@@ -210,6 +210,11 @@ class Transfer:
             self.notes.append(f"HTTP 416 at offset {self.offset}: the staged file is complete")
             self.total = found
             return
+        if found is not None and found == self.offset:
+            raise PermanentFailure(
+                f"the source declared {self.total} bytes but holds {found}: "
+                "its Content-Length was wrong"
+            )
         await self.restart(f"HTTP 416 with source size {found} while {self.offset} bytes staged")
         raise TransientFailure("HTTP 416: the staged bytes do not match the source")
 
