@@ -1,0 +1,96 @@
+"""Streaming CRC32C and SHA-256 in the forms the storage services use.
+
+``crc32c`` is base64 of the 4-byte big-endian CRC32C (S3 ``ChecksumCRC32C``,
+GCS ``crc32c``); ``sha256`` is lower-case hex. Both are computed in one pass
+with bounded memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from pathlib import Path
+
+import google_crc32c
+
+#: Read size for hashing and copying local files.
+CHUNK_SIZE = 1024 * 1024
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def crc32c_b64(value: int) -> str:
+    """Encode a CRC32C integer as base64 of its 4 big-endian bytes."""
+    return base64.b64encode(value.to_bytes(4, "big")).decode("ascii")
+
+
+def crc32c_value(b64: str) -> int:
+    """Decode a base64 CRC32C back to its integer; ``ValueError`` if malformed."""
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not a base64 CRC32C: {b64!r}") from exc
+    if len(raw) != 4:
+        raise ValueError(f"not a base64 CRC32C (need 4 bytes): {b64!r}")
+    return int.from_bytes(raw, "big")
+
+
+def normalize_crc32c(b64: str) -> str:
+    """Return the canonical base64 form of a CRC32C; ``ValueError`` if malformed."""
+    return crc32c_b64(crc32c_value(b64))
+
+
+def normalize_sha256(hex_digest: str) -> str:
+    """Return a SHA-256 hex digest in lower case; ``ValueError`` if malformed."""
+    lowered = hex_digest.lower()
+    if not _SHA256_HEX.fullmatch(lowered):
+        raise ValueError(f"not a SHA-256 hex digest: {hex_digest!r}")
+    return lowered
+
+
+class Hasher:
+    """Accumulates CRC32C, SHA-256 and size over chunks fed with ``update``."""
+
+    def __init__(self, *, sha256: bool = True) -> None:
+        self._crc = google_crc32c.Checksum()
+        self._sha = hashlib.sha256() if sha256 else None
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Add the next chunk."""
+        self._crc.update(data)
+        if self._sha is not None:
+            self._sha.update(data)
+        self.size += len(data)
+
+    @property
+    def crc32c(self) -> str:
+        """CRC32C so far, base64 big-endian."""
+        return base64.b64encode(self._crc.digest()).decode("ascii")
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 so far, lower-case hex."""
+        if self._sha is None:
+            raise ValueError("this Hasher was created without SHA-256")
+        return self._sha.hexdigest()
+
+
+def hash_bytes(data: bytes) -> tuple[str, str]:
+    """Return ``(crc32c_b64, sha256_hex)`` of a small document."""
+    hasher = Hasher()
+    hasher.update(data)
+    return hasher.crc32c, hasher.sha256
+
+
+def hash_file(path: Path | str, *, chunk_size: int = CHUNK_SIZE) -> tuple[str, str, int]:
+    """Return ``(crc32c_b64, sha256_hex, size)`` of a local file, read in chunks."""
+    hasher = Hasher()
+    buffer = bytearray(chunk_size)
+    view = memoryview(buffer)
+    with open(path, "rb") as file:
+        while count := file.readinto(buffer):
+            hasher.update(view[:count])
+    return hasher.crc32c, hasher.sha256, hasher.size

@@ -1,0 +1,385 @@
+"""Local-disk backend: a directory is the archive root, keys are relative paths.
+
+Every write goes to a temp file in the target's directory, is checked, fsynced
+and renamed into place, so a reader never sees a partial object. Checksums,
+metadata and a per-write version id ride along as one extended attribute on
+the file itself (so they move atomically with the rename). Conditional writes
+and deletes serialize on an ``flock`` of one lock file in the root.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import stat as stat_mod
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from storage_backends._streams import TEMP_PREFIX, atomic_output, fsync_dir, temp_path_for
+from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
+from storage_backends.checksums import CHUNK_SIZE, Hasher, normalize_crc32c, normalize_sha256
+from storage_backends.errors import (
+    BackendConfigError,
+    IntegrityError,
+    InvalidKey,
+    ObjectNotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    StorageError,
+)
+from storage_backends.keys import validate_key, validate_prefix
+from storage_backends.options import LocalOptions
+
+#: Names starting with this are the backend's own (temp files, lock); keys may not use it.
+RESERVED_PREFIX = ".track-archive"
+LOCK_NAME = ".track-archive.lock"
+XATTR_NAME = "user.track-archive"
+assert TEMP_PREFIX.startswith(RESERVED_PREFIX)
+
+
+class LocalBackend(Backend):
+    """Objects as files under one root directory."""
+
+    scheme = "file"
+
+    def __init__(self, root: Path, options: LocalOptions | None = None) -> None:
+        self._options = options or LocalOptions()
+        try:
+            root = root.expanduser().resolve()
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendConfigError(f"cannot use {root} as archive root: {exc.strerror}") from exc
+        self._root = root
+
+    @property
+    def url(self) -> str:
+        return self._root.as_uri()
+
+    @property
+    def root(self) -> Path:
+        """The archive root directory."""
+        return self._root
+
+    # -- paths and errors ------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        validate_key(key)
+        if any(part.startswith(RESERVED_PREFIX) for part in key.split("/")):
+            raise InvalidKey("key segment uses the reserved .track-archive prefix", key=key)
+        path = self._root / key
+        # Every component must be a real directory/file: a symlink anywhere on the
+        # way could point outside the root (or be swapped to later), so refuse it.
+        if path.resolve() != path:
+            raise InvalidKey(
+                "key resolves through a symlink or outside the archive root",
+                backend=self.url,
+                key=key,
+            )
+        return path
+
+    def _error(self, exc: OSError, key: str, action: str) -> StorageError:
+        message = f"{action} failed: {exc.strerror or exc}"
+        if isinstance(exc, FileNotFoundError | IsADirectoryError):
+            return ObjectNotFound(f"{action}: no such object", backend=self.url, key=key)
+        if isinstance(exc, PermissionError):
+            return PermissionDenied(message, backend=self.url, key=key)
+        return StorageError(message, backend=self.url, key=key)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self._root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    # -- attributes ------------------------------------------------------------
+
+    def _stat_of(self, key: str, st: os.stat_result, attrs: dict[str, Any] | None) -> ObjectStat:
+        valid = (
+            attrs is not None
+            and attrs.get("size") == st.st_size
+            and attrs.get("mtime_ns") == st.st_mtime_ns
+        )
+        if valid and attrs is not None:
+            return ObjectStat(
+                key=key,
+                size=st.st_size,
+                crc32c=attrs.get("crc32c"),
+                sha256=attrs.get("sha256"),
+                version=str(attrs.get("version")),
+                updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+                metadata=dict(attrs.get("metadata") or {}),
+            )
+        # A file placed by hand, or changed in place: no trusted checksums.
+        return ObjectStat(
+            key=key,
+            size=st.st_size,
+            version=f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}",
+            updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+        )
+
+    @staticmethod
+    def _read_attrs(target: int | Path) -> dict[str, Any] | None:
+        try:
+            raw = os.getxattr(target, XATTR_NAME)
+        except OSError:  # absent, or a filesystem without user xattrs
+            return None
+        try:
+            attrs = json.loads(raw)
+        except ValueError:
+            return None
+        return attrs if isinstance(attrs, dict) else None
+
+    @staticmethod
+    def _write_attrs(fd: int, attrs: dict[str, Any]) -> None:
+        # Without xattr support objects simply report no checksums.
+        with suppress(OSError):
+            os.setxattr(fd, XATTR_NAME, json.dumps(attrs, sort_keys=True).encode())
+
+    # -- writes ------------------------------------------------------------------
+
+    def _write_temp(
+        self, dest: Path, chunks: Iterator[bytes | memoryview], attrs: dict[str, Any]
+    ) -> tuple[Path, Hasher]:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path_for(dest)
+        hasher = Hasher()
+        try:
+            with open(tmp, "xb") as out:
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                st = os.fstat(out.fileno())
+                self._write_attrs(
+                    out.fileno(),
+                    {
+                        **attrs,
+                        "crc32c": hasher.crc32c,
+                        "sha256": hasher.sha256,
+                        "size": st.st_size,
+                        "mtime_ns": st.st_mtime_ns,
+                        "version": uuid.uuid4().hex,
+                    },
+                )
+                if self._options.fsync:
+                    os.fsync(out.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp, hasher
+
+    def _commit(
+        self, tmp: Path, dest: Path, key: str, *, if_absent: bool, if_version: str | None
+    ) -> ObjectStat:
+        try:
+            with self._locked():
+                if if_absent or if_version is not None:
+                    current = self.stat(key)
+                    if if_absent and current is not None:
+                        raise PreconditionFailed(
+                            "create-only write: an object already exists",
+                            backend=self.url,
+                            key=key,
+                        )
+                    if if_version is not None and (
+                        current is None or current.version != if_version
+                    ):
+                        raise PreconditionFailed(
+                            "compare-and-swap write: the object changed since it was read",
+                            backend=self.url,
+                            key=key,
+                        )
+                os.replace(tmp, dest)
+                written = self.stat(key)
+            if self._options.fsync:
+                fsync_dir(dest.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if written is None:  # pragma: no cover - deleted by someone else right after the rename
+            raise ObjectNotFound(
+                "object vanished right after it was written", backend=self.url, key=key
+            )
+        return written
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        crc32c: str,
+        sha256: str,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
+    ) -> ObjectStat:
+        """Copy ``path`` to ``key``, recomputing both checksums on the way."""
+        dest = self._path(key)
+        crc32c, sha256 = normalize_crc32c(crc32c), normalize_sha256(sha256)
+        if if_absent and self.stat(key) is not None:
+            raise PreconditionFailed(
+                "create-only write: an object already exists", backend=self.url, key=key
+            )
+        attrs = {"metadata": dict(metadata or {}), "content_type": content_type}
+        # The caller's own file: its OSError is the caller's, not a storage error.
+        source = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+        try:
+            try:
+                tmp, hasher = self._write_temp(dest, _file_chunks(source), attrs)
+            finally:
+                source.close()
+            if (hasher.crc32c, hasher.sha256) != (crc32c, sha256):
+                tmp.unlink(missing_ok=True)
+                raise IntegrityError(
+                    f"file {path} does not match the checksums given "
+                    f"(crc32c {hasher.crc32c} != {crc32c} or sha256 differs)",
+                    backend=self.url,
+                    key=key,
+                )
+            return self._commit(tmp, dest, key, if_absent=if_absent, if_version=None)
+        except OSError as exc:
+            raise self._error(exc, key, "put_file") from exc
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+        if_absent: bool = False,
+        if_version: str | None = None,
+    ) -> ObjectStat:
+        """Write a small document atomically, optionally create-only or compare-and-swap."""
+        if if_absent and if_version is not None:
+            raise ValueError("if_absent and if_version are mutually exclusive")
+        dest = self._path(key)
+        attrs = {"metadata": dict(metadata or {}), "content_type": content_type}
+        try:
+            tmp, _ = self._write_temp(dest, iter([data]), attrs)
+            return self._commit(tmp, dest, key, if_absent=if_absent, if_version=if_version)
+        except OSError as exc:
+            raise self._error(exc, key, "put_bytes") from exc
+
+    def delete(self, key: str) -> None:
+        """Remove the file at ``key``."""
+        path = self._path(key)
+        try:
+            with self._locked():
+                if not stat_mod.S_ISREG(os.lstat(path).st_mode):
+                    raise FileNotFoundError(path)
+                path.unlink()
+        except OSError as exc:
+            raise self._error(exc, key, "delete") from exc
+
+    # -- reads -------------------------------------------------------------------
+
+    def stat(self, key: str) -> ObjectStat | None:
+        """Describe the file at ``key`` without reading it."""
+        path = self._path(key)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._error(exc, key, "stat") from exc
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        return self._stat_of(key, st, self._read_attrs(path))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectStat]:
+        """Yield files under ``prefix`` in key order, walking directories lazily."""
+        validate_prefix(prefix)
+        directory, _, name_start = prefix.rpartition("/")
+        start = self._root / directory if directory else self._root
+        if directory and start.resolve() != start:
+            return
+        yield from self._walk(start, directory, name_start)
+
+    def _walk(self, directory: Path, key_dir: str, name_start: str) -> Iterator[ObjectStat]:
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise self._error(exc, key_dir, "list") from exc
+        ordered: list[tuple[str, os.DirEntry[str]]] = []
+        for entry in entries:
+            if entry.name.startswith(RESERVED_PREFIX) or not entry.name.startswith(name_start):
+                continue
+            if entry.is_symlink():
+                continue
+            # Sorting directories as "name/" keeps the output in S3/GCS key order.
+            ordered.append((entry.name + "/" if entry.is_dir() else entry.name, entry))
+        ordered.sort(key=lambda item: item[0])
+        for _, entry in ordered:
+            key = f"{key_dir}/{entry.name}" if key_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(entry.path), key, "")
+            elif entry.is_file(follow_symlinks=False):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # deleted while listing
+                    continue
+                yield self._stat_of(key, st, self._read_attrs(Path(entry.path)))
+
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Open the file for reading."""
+        path = self._path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise self._error(exc, key, "open_read") from exc
+        return cast(AbstractContextManager[BinaryIO], os.fdopen(fd, "rb"))
+
+    def get_file(self, key: str, dest: Path) -> ObjectStat:
+        """Copy the object to ``dest`` via a temp file, checking the stored checksums."""
+        with self.open_read(key) as source:
+            st = os.fstat(source.fileno())
+            stat = self._stat_of(key, st, self._read_attrs(source.fileno()))
+            hasher = Hasher()
+            with atomic_output(dest, fsync=self._options.fsync) as out:
+                for chunk in _file_chunks(source):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                self._check_read(stat, hasher)
+        return stat
+
+    def get_bytes(
+        self, key: str, *, max_size: int = DEFAULT_MAX_SMALL_OBJECT
+    ) -> tuple[bytes, ObjectStat]:
+        """Read a small file whole."""
+        with self.open_read(key) as source:
+            st = os.fstat(source.fileno())
+            stat = self._stat_of(key, st, self._read_attrs(source.fileno()))
+            if st.st_size > max_size:
+                raise StorageError(
+                    f"object is {st.st_size} bytes, over the {max_size} limit",
+                    backend=self.url,
+                    key=key,
+                )
+            data = source.read()
+        hasher = Hasher()
+        hasher.update(data)
+        self._check_read(stat, hasher)
+        return data, stat
+
+    def _check_read(self, stat: ObjectStat, hasher: Hasher) -> None:
+        if hasher.size != stat.size or (stat.crc32c is not None and hasher.crc32c != stat.crc32c):
+            raise IntegrityError(
+                "bytes read do not match the checksum stored with the object",
+                backend=self.url,
+                key=stat.key,
+            )
+
+
+def _file_chunks(source: BinaryIO) -> Iterator[bytes]:
+    while chunk := source.read(CHUNK_SIZE):
+        yield chunk
