@@ -1,0 +1,223 @@
+"""Deciding what a sync does, from the two listings wherever possible.
+
+Content is judged by size plus the checksums recorded when each object was
+written: first those a listing carries (GCS and local listings carry CRC32C),
+then those the session's manifest recorded for its segments (S3 listings carry
+no checksum). Only a pair that neither source can settle costs a request per
+object (a stat, and as a last resort reading the bytes); unchanged files are
+never re-hashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from pydantic import ValidationError
+
+from storage_backends.base import Backend, ObjectStat
+from storage_backends.checksums import CHUNK_SIZE, Hasher, hash_bytes
+from storage_backends.errors import ObjectNotFound
+
+from ..layout import MANIFEST_NAME, session_prefix
+from ..manifest import Manifest
+from .digest import Digest, Verdict, compare, digest_of
+
+
+class Action(Enum):
+    """What the sync does with one key."""
+
+    COPY = "copy"  # the destination lacks it
+    REPLACE = "replace"  # different content at the destination, --overwrite given
+    SKIP = "skip"  # same content on both sides
+    CONFLICT = "conflict"  # different content at the destination, left alone
+    REVIEW = "review"  # two different manifests: decided by reading both
+    DELETE = "delete"  # only at the destination, --delete given
+    KEEP = "keep"  # only at the destination, left alone
+
+
+def is_manifest_key(key: str) -> bool:
+    """Whether ``key`` is a session manifest (``<session>/manifest.json``)."""
+    head, sep, tail = key.partition("/")
+    return bool(head) and sep == "/" and tail == MANIFEST_NAME
+
+
+def session_of(key: str) -> str:
+    """The (encoded) session component a key lives under."""
+    return key.split("/", 1)[0]
+
+
+@dataclass
+class Listing:
+    """One side of a sync: what it holds and what is known of each object's content."""
+
+    backend: Backend
+    stats: dict[str, ObjectStat]
+    digests: dict[str, Digest] = field(default_factory=dict)
+    #: Manifests read while planning, by session component: (bytes, stat of those bytes).
+    manifests: dict[str, tuple[bytes, ObjectStat]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.digests:
+            self.digests = {key: digest_of(stat) for key, stat in self.stats.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One planned action on one key."""
+
+    key: str
+    action: Action
+    session: str
+    is_manifest: bool
+    size: int
+    source: ObjectStat | None = None
+    dest: ObjectStat | None = None
+    #: What the source's content is known to be (verified again while copying).
+    expected: Digest | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Plan:
+    """Every step of a sync, segments and manifests alike, in key order."""
+
+    steps: list[Step]
+    source: Listing
+    dest: Listing
+
+    def of(self, *actions: Action) -> list[Step]:
+        """The steps with one of ``actions``."""
+        return [step for step in self.steps if step.action in actions]
+
+
+def list_backend(backend: Backend, sessions: Sequence[str] = ()) -> dict[str, ObjectStat]:
+    """List the whole archive, or only the given sessions' prefixes."""
+    prefixes: Iterable[str] = [session_prefix(s) for s in sessions] if sessions else [""]
+    return {stat.key: stat for prefix in prefixes for stat in backend.list(prefix)}
+
+
+def read_small(backend: Backend, key: str) -> tuple[bytes, ObjectStat] | None:
+    """Read a manifest whole, or ``None`` when it vanished since the listing."""
+    try:
+        return backend.get_bytes(key)
+    except ObjectNotFound:
+        return None
+
+
+def _learn_from_manifest(listing: Listing, session: str) -> None:
+    """Record a session manifest's own digest and the checksums it lists."""
+    key = f"{session}/{MANIFEST_NAME}"
+    found = read_small(listing.backend, key)
+    if found is None:
+        return
+    data, stat = found
+    listing.manifests[session] = found
+    crc, sha = hash_bytes(data)
+    listing.stats[key] = stat
+    listing.digests[key] = Digest(len(data), crc, sha)
+    try:
+        manifest = Manifest.from_json(data)
+    except ValidationError:
+        return  # an unreadable manifest still has a digest; its segments stay unknown
+    for _pid, _kind, segment in manifest.segments():
+        known = listing.digests.get(segment.key)
+        if known is not None:
+            recorded = Digest(segment.size, segment.crc32c or None, segment.sha256 or None)
+            listing.digests[segment.key] = known.merged(recorded)
+
+
+def _sessions_lacking(listing: Listing, keys: Iterable[str]) -> set[str]:
+    return {session_of(k) for k in keys if not listing.digests[k].has_checksum}
+
+
+def _hash_remote(backend: Backend, key: str) -> Digest | None:
+    """Read an object through to learn its checksums (only for keys nothing else settles)."""
+    hasher = Hasher()
+    try:
+        with backend.open_read(key) as stream:
+            while chunk := stream.read(CHUNK_SIZE):
+                hasher.update(chunk)
+    except ObjectNotFound:
+        return None
+    return Digest(hasher.size, hasher.crc32c, hasher.sha256)
+
+
+def _settle_unknown(source: Listing, dest: Listing, keys: list[str], pool: Executor) -> None:
+    """Ask per object, then read per object, for pairs the listings cannot compare."""
+
+    def stat_both(key: str) -> None:
+        for side in (source, dest):
+            stat = side.backend.stat(key)
+            if stat is not None:
+                side.digests[key] = side.digests[key].merged(digest_of(stat))
+
+    list(pool.map(stat_both, keys))
+    still = [k for k in keys if compare(source.digests[k], dest.digests[k]) is Verdict.UNKNOWN]
+
+    def hash_both(key: str) -> None:
+        for side in (source, dest):
+            found = _hash_remote(side.backend, key)
+            if found is not None:
+                side.digests[key] = side.digests[key].merged(found)
+
+    list(pool.map(hash_both, still))
+
+
+def build_plan(
+    source_backend: Backend,
+    dest_backend: Backend,
+    *,
+    sessions: Sequence[str] = (),
+    overwrite: bool = False,
+    delete: bool = False,
+    pool: Executor,
+) -> Plan:
+    """List both sides and decide the action for every key either side holds."""
+    src_future = pool.submit(list_backend, source_backend, sessions)
+    dst_future = pool.submit(list_backend, dest_backend, sessions)
+    source = Listing(source_backend, src_future.result())
+    dest = Listing(dest_backend, dst_future.result())
+
+    shared = [k for k in source.stats if k in dest.stats]
+    need_src = _sessions_lacking(source, source.stats)
+    need_dst = _sessions_lacking(dest, shared)
+    reads = [(source, s) for s in sorted(need_src)] + [(dest, s) for s in sorted(need_dst)]
+    list(pool.map(lambda job: _learn_from_manifest(*job), reads))
+
+    unknown = [k for k in shared if compare(source.digests[k], dest.digests[k]) is Verdict.UNKNOWN]
+    if unknown:
+        _settle_unknown(source, dest, unknown, pool)
+
+    keys = sorted(set(source.stats) | set(dest.stats))
+    steps = [_decide(key, source, dest, overwrite=overwrite, delete=delete) for key in keys]
+    return Plan(steps, source, dest)
+
+
+def _decide(key: str, source: Listing, dest: Listing, *, overwrite: bool, delete: bool) -> Step:
+    manifest = is_manifest_key(key)
+    src, dst = source.stats.get(key), dest.stats.get(key)
+
+    def step(action: Action, size: int, **details: Any) -> Step:
+        return Step(key, action, session_of(key), manifest, size, src, dst, **details)
+
+    if src is None:
+        assert dst is not None  # every key comes from one of the two listings
+        return step(Action.DELETE if delete else Action.KEEP, dst.size)
+    expected = source.digests[key]
+    if dst is None:
+        return step(Action.COPY, expected.size, expected=expected)
+    verdict = compare(expected, dest.digests[key])
+    if verdict is Verdict.SAME:
+        return step(Action.SKIP, expected.size, expected=expected)
+    if manifest:
+        return step(Action.REVIEW, expected.size, expected=expected, reason="manifests differ")
+    if verdict is Verdict.UNKNOWN:
+        reason = "no checksum on one side to compare the two copies"
+        return step(Action.CONFLICT, expected.size, expected=expected, reason=reason)
+    action = Action.REPLACE if overwrite else Action.CONFLICT
+    reason = "different content at the destination"
+    return step(action, expected.size, expected=expected, reason=reason)

@@ -1,0 +1,244 @@
+"""The sync job: plan, copy segments, then manifests, then (optionally) delete.
+
+Order is what keeps the destination readable at every instant: a session's
+manifest is written only after every segment it names is at the destination
+with the source's content, and deletions remove a manifest before the
+segments it names. Each run starts from fresh listings, so a rerun after an
+interruption copies only what is still missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage_backends.base import Backend, ObjectStat
+from storage_backends.errors import ObjectNotFound, PreconditionFailed, StorageError
+
+from ..errors import ConfigError, TrackArchiveError
+from .copy import copy_object
+from .manifests import Relation, listed_keys, relation, write_manifest
+from .plan import Action, Listing, Plan, Step, build_plan, read_small
+from .report import Outcome, SyncItem, SyncProgress, SyncReport
+
+DEFAULT_CONCURRENCY = 8
+#: What a failed copy or delete may raise; anything else is a bug or an interruption.
+_EXPECTED_ERRORS = (StorageError, TrackArchiveError, OSError)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SyncOptions:
+    """How a sync behaves; the defaults copy everything missing and change nothing else."""
+
+    dry_run: bool = False
+    #: Session IDs (as in the webhooks) to limit the sync to; empty means all.
+    sessions: tuple[str, ...] = ()
+    delete: bool = False
+    overwrite: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    #: Where streamed copies are staged; the system temp directory when ``None``.
+    temp_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.concurrency, bool) or self.concurrency < 1:
+            raise ConfigError(f"sync concurrency must be at least 1, got {self.concurrency!r}")
+
+
+class _Job:
+    """One run's state: the plan, the pool and the report being filled."""
+
+    def __init__(
+        self, source: Backend, dest: Backend, options: SyncOptions, progress: SyncProgress
+    ) -> None:
+        self.source, self.dest, self.options, self.progress = source, dest, options, progress
+        self.report = SyncReport(dry_run=options.dry_run)
+        self.pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sync")
+        #: Keys the destination holds with the source's content (skipped or copied).
+        self.present: set[str] = set()
+        #: Sessions whose manifest stays as it was at the destination.
+        self.manifest_kept: set[str] = set()
+        self.bad_sessions: set[str] = set()
+
+    def record(self, step: Step, item: SyncItem) -> None:
+        self.report.items.append(item)
+        if item.outcome in (Outcome.COPIED, Outcome.SKIPPED) and not step.is_manifest:
+            self.present.add(step.key)
+        if item.outcome in (Outcome.FAILED, Outcome.CONFLICT) and not step.is_manifest:
+            self.bad_sessions.add(step.session)
+        self.progress.advance(item)
+
+    def run_all(self, steps: Iterable[Step], work: Callable[[Step], SyncItem]) -> None:
+        """Run ``work`` on every step in the pool; an interruption cancels what has not started."""
+        futures: dict[Future[SyncItem], Step] = {self.pool.submit(work, s): s for s in steps}
+        try:
+            for future in as_completed(futures):
+                self.record(futures[future], future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _item(step: Step, outcome: Outcome, reason: str | None = None) -> SyncItem:
+    return SyncItem(step.key, outcome, step.size, reason or step.reason)
+
+
+def _failure(step: Step, exc: BaseException) -> SyncItem:
+    return SyncItem(step.key, Outcome.FAILED, step.size, f"{type(exc).__name__}: {exc}")
+
+
+def _copy_segment(job: _Job, step: Step) -> SyncItem:
+    replace = step.action is Action.REPLACE
+    if job.options.dry_run:
+        return _item(step, Outcome.COPIED, "would replace" if replace else "would copy")
+    try:
+        copied = copy_object(
+            job.source,
+            job.dest,
+            step.key,
+            source_stat=step.source,
+            expected=step.expected,
+            replace=replace,
+            temp_dir=job.options.temp_dir,
+        )
+    except PreconditionFailed:
+        return _item(step, Outcome.CONFLICT, "an object appeared at the destination meanwhile")
+    except _EXPECTED_ERRORS as exc:
+        return _failure(step, exc)
+    reason = "replaced" if replace else None
+    return SyncItem(step.key, Outcome.COPIED, copied.digest.size, reason, copied.server_side)
+
+
+def _segment_step(job: _Job, step: Step) -> SyncItem:
+    if step.action in (Action.COPY, Action.REPLACE):
+        return _copy_segment(job, step)
+    if step.action is Action.SKIP:
+        return _item(step, Outcome.SKIPPED)
+    if step.action is Action.CONFLICT:
+        return _item(step, Outcome.CONFLICT)
+    return _item(step, Outcome.KEPT, "only at the destination")
+
+
+def _manifest_bytes(listing: Listing, step: Step) -> tuple[bytes, ObjectStat] | None:
+    return listing.manifests.get(step.session) or read_small(listing.backend, step.key)
+
+
+def _manifest_step(job: _Job, step: Step, plan: Plan) -> SyncItem:
+    """Copy, update or hold back one session manifest (segments are done by now)."""
+    if step.action is Action.SKIP:
+        return _item(step, Outcome.SKIPPED)
+    if step.session in job.bad_sessions:
+        job.manifest_kept.add(step.session)
+        return _item(step, Outcome.FAILED, "held back: some of its segments were not copied")
+    found = _manifest_bytes(plan.source, step)
+    if found is None:
+        job.manifest_kept.add(step.session)
+        return _item(step, Outcome.FAILED, "vanished from the source during the sync")
+    data, _ = found
+    missing = [k for k in listed_keys(data) if k not in job.present]
+    if missing:
+        job.manifest_kept.add(step.session)
+        reason = (
+            f"held back: names {len(missing)} object(s) the destination lacks, e.g. {missing[0]!r}"
+        )
+        return _item(step, Outcome.FAILED, reason)
+    replace_version: str | None = None
+    verb = "copy"
+    if step.action is Action.REVIEW:
+        current = _manifest_bytes(plan.dest, step)
+        if current is not None:
+            dst_data, dst_stat = current
+            related = relation(data, dst_data)
+            if related is Relation.CONTAINED:
+                job.manifest_kept.add(step.session)
+                return _item(step, Outcome.SKIPPED, "destination already holds every entry")
+            if related is Relation.DIVERGED and not job.options.overwrite:
+                job.manifest_kept.add(step.session)
+                return _item(
+                    step, Outcome.CONFLICT, "manifests diverged (each has entries the other lacks)"
+                )
+            replace_version, verb = dst_stat.version, "update"
+            if replace_version is None:
+                return _item(
+                    step, Outcome.FAILED, "destination gives no version to replace it safely"
+                )
+    if job.options.dry_run:
+        return SyncItem(step.key, Outcome.COPIED, len(data), f"would {verb}")
+    try:
+        write_manifest(
+            job.dest, step.key, data, replace_version=replace_version, temp_dir=job.options.temp_dir
+        )
+    except PreconditionFailed:
+        job.manifest_kept.add(step.session)
+        return _item(step, Outcome.CONFLICT, "the destination manifest changed meanwhile")
+    except _EXPECTED_ERRORS as exc:
+        job.manifest_kept.add(step.session)
+        return _failure(step, exc)
+    return SyncItem(step.key, Outcome.COPIED, len(data), "updated" if replace_version else None)
+
+
+def _delete_step(job: _Job, step: Step) -> SyncItem:
+    if not step.is_manifest and step.session in job.manifest_kept:
+        return _item(step, Outcome.KEPT, "kept: the destination manifest may still name it")
+    if job.options.dry_run:
+        return _item(step, Outcome.DELETED, "would delete")
+    try:
+        job.dest.delete(step.key)
+    except ObjectNotFound:
+        pass  # already gone: the goal is reached
+    except _EXPECTED_ERRORS as exc:
+        if step.is_manifest:
+            job.manifest_kept.add(step.session)
+        return _failure(step, exc)
+    return _item(step, Outcome.DELETED)
+
+
+def sync(
+    source: Backend,
+    dest: Backend,
+    options: SyncOptions | None = None,
+    progress: SyncProgress | None = None,
+) -> SyncReport:
+    """Make ``dest`` hold ``source``'s objects, verified; see ``SyncOptions``.
+
+    Raises only for problems with the whole run (a listing that fails);
+    per-object problems are reported in the returned ``SyncReport``.
+    """
+    options = options or SyncOptions()
+    job = _Job(source, dest, options, progress or SyncProgress())
+    try:
+        plan = build_plan(
+            source,
+            dest,
+            sessions=options.sessions,
+            overwrite=options.overwrite,
+            delete=options.delete,
+            pool=job.pool,
+        )
+        transfers = plan.of(Action.COPY, Action.REPLACE, Action.REVIEW)
+        job.progress.planned(len(plan.steps), sum(s.size for s in transfers))
+
+        segments = [s for s in plan.steps if not s.is_manifest and s.action is not Action.DELETE]
+        job.run_all(segments, lambda s: _segment_step(job, s))
+
+        manifests = [s for s in plan.steps if s.is_manifest]
+        for step in manifests:
+            if step.action is Action.CONFLICT or step.action is Action.KEEP:
+                job.manifest_kept.add(step.session)
+                outcome = Outcome.CONFLICT if step.action is Action.CONFLICT else Outcome.KEPT
+                job.record(step, _item(step, outcome))
+        live = [
+            s for s in manifests if s.action not in (Action.CONFLICT, Action.KEEP, Action.DELETE)
+        ]
+        job.run_all(live, lambda s: _manifest_step(job, s, plan))
+
+        # A manifest goes before the segments it names.
+        doomed = plan.of(Action.DELETE)
+        job.run_all([s for s in doomed if s.is_manifest], lambda s: _delete_step(job, s))
+        job.run_all([s for s in doomed if not s.is_manifest], lambda s: _delete_step(job, s))
+    finally:
+        job.pool.shutdown(wait=True, cancel_futures=True)
+    job.report.items.sort(key=lambda item: item.key)
+    return job.report
