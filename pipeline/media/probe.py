@@ -25,6 +25,8 @@ VIDEO_KINDS = frozenset({"video", "screen_video"})
 # FFmpeg demuxer per recognised container: naming it stops FFmpeg from guessing among
 # hundreds of formats on bytes a stranger sent us.
 _DEMUXERS = {"webm": "matroska", "matroska": "matroska", "mp4": "mov", "mov": "mov"}
+# Only the local file may be opened: a crafted file must not lead FFmpeg to other URLs.
+_DEMUX_OPTIONS = {"protocol_whitelist": "file"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +104,9 @@ def inspect_media(
     checks = [_container_check(info)]
     if info.name is None:
         return MediaReport(container=None, checks=checks)
-    checks.extend(_size_checks(path, info))
+    if info.is_matroska:
+        checks.append(_segment_check(info))
+    checks.append(_structure_check(path, info))
 
     demuxed = _demux(path, _DEMUXERS[info.name])
     checks.append(
@@ -149,44 +153,31 @@ def _container_check(info: ContainerInfo) -> Check:
     return Check("container", info.name is not None, "webm, matroska or mp4", found, info.detail)
 
 
-def _size_checks(path: Path, info: ContainerInfo) -> list[Check]:
-    checks: list[Check] = []
-    if info.is_matroska:
-        end = info.segment_end
-        if end is None:
-            detail = "Segment size unknown, as live recorders write it"
-        elif end < info.file_size:
-            detail = f"{info.file_size - end} bytes follow the Segment"
-        else:
-            detail = None
-        checks.append(
-            Check(
-                "segment-size",
-                not info.truncated,
-                f"Segment ends at byte {end}" if end is not None else "unknown size",
-                f"file has {info.file_size} bytes",
-                detail
-                if not info.truncated
-                else f"{end - info.file_size} bytes missing"
-                if end is not None
-                else None,
-            )
-        )
-    fault = find_structure_fault(path, info)
-    unit = "element" if info.is_matroska else "box"
-    if fault is None:
-        checks.append(Check("structure", True, f"every {unit} whole", "all whole"))
+def _segment_check(info: ContainerInfo) -> Check:
+    end = info.segment_end
+    found = f"file has {info.file_size} bytes"
+    detail: str | None
+    if end is None:
+        detail = "Segment size unknown, as live recorders write it"
+        return Check("segment-size", True, "unknown size", found, detail)
+    if end > info.file_size:
+        detail = f"{end - info.file_size} bytes missing"
+    elif end < info.file_size:
+        detail = f"{info.file_size - end} bytes follow the Segment"
     else:
-        checks.append(
-            Check(
-                "structure",
-                False,
-                f"every {unit} whole",
-                fault.describe(info.file_size),
-                "the file was cut short" if fault.cut else "the data is damaged",
-            )
-        )
-    return checks
+        detail = None
+    return Check(
+        "segment-size", end <= info.file_size, f"Segment ends at byte {end}", found, detail
+    )
+
+
+def _structure_check(path: Path, info: ContainerInfo) -> Check:
+    unit = "element" if info.is_matroska else "box"
+    fault = find_structure_fault(path, info)
+    if fault is None:
+        return Check("structure", True, f"every {unit} whole", "all whole")
+    detail = "the file was cut short" if fault.cut else "the data is damaged"
+    return Check("structure", False, f"every {unit} whole", fault.describe(info.file_size), detail)
 
 
 def _kind_check(kind: str, streams: list[StreamInfo]) -> Check:
@@ -241,7 +232,7 @@ def _demux(path: Path, demuxer: str) -> _Demuxed:
     creation_time: datetime | None = None
     error: str | None = None
     try:
-        with av.open(os.fspath(path), format=demuxer) as container:
+        with av.open(os.fspath(path), format=demuxer, options=_DEMUX_OPTIONS) as container:
             facts = [_facts(stream) for stream in container.streams]
             tallies = {f.index: _StreamTally() for f in facts}
             if container.duration is not None and container.duration > 0:
