@@ -103,3 +103,24 @@ def test_report_serialises_with_every_check(live_webm_av: Path) -> None:
     assert data["container"] == "webm"
     assert sorted(s["type"] for s in data["streams"]) == ["audio", "video"]
     assert all({"name", "ok", "expected", "found"} <= set(c) for c in data["checks"])
+
+
+def test_live_recording_keeps_its_start_time(tmp_path: Path) -> None:
+    path = synth.make_webm_video(tmp_path / "v.webm", 1.0, live=True, started_at=RECORDED_AT)
+    assert sniff_container(path).segment_size is None
+    started = inspect_media(path).started_at
+    assert started is not None
+    assert abs((started - RECORDED_AT).total_seconds()) < 0.001
+
+
+@pytest.mark.parametrize(
+    ("audio", "video", "kind", "types"),
+    [(True, False, "audio", {"audio"}), (False, True, "video", {"video"})],
+)
+def test_single_stream_mp4_verifies_for_its_kind(
+    tmp_path: Path, audio: bool, video: bool, kind: str, types: set[str]
+) -> None:
+    path = synth.make_mp4(tmp_path / "one.mp4", 1.0, audio=audio, video=video)
+    report = inspect_media(path, kind=kind, expected_duration=1.0, duration_tolerance=0.1)
+    assert report.ok
+    assert {s.type for s in report.streams} == types
