@@ -188,6 +188,9 @@ class Archiver:
                 record.source_url,
                 stored["key"],
             )
+        if stored["already"]:
+            log.info("already archived: %s", stored["key"])
+            return Outcome(record, "skipped", download=result)
         log.info("archived %s (%d bytes)", stored["key"], result.size)
         return Outcome(record, "archived", size=result.size, download=result)
 

@@ -33,13 +33,17 @@ def _same_content(stat: ObjectStat | None, result: DownloadResult) -> bool:
 
 def _put_create_only(
     backend: Backend, key: str, result: DownloadResult, path: Path
-) -> ObjectStat | None:
-    """Create ``key``; ``None`` when it already holds other content."""
+) -> tuple[ObjectStat | None, bool]:
+    """Create ``key``.
+
+    ``(stat, False)`` when written now, ``(stat, True)`` when it already held
+    this content, ``(None, True)`` when it holds other content.
+    """
     assert result.crc32c is not None and result.sha256 is not None
     content_type = _CONTENT_TYPES.get(result.container or "", "application/octet-stream")
     for attempt in (1, 2):
         try:
-            return backend.put_file(
+            stat = backend.put_file(
                 key,
                 path,
                 crc32c=result.crc32c,
@@ -47,13 +51,14 @@ def _put_create_only(
                 content_type=content_type,
                 if_absent=True,
             )
+            return stat, False
         except PreconditionFailed:
             existing = backend.stat(key)
             if _same_content(existing, result):
-                return existing
+                return existing, True
             if existing is None:
                 continue  # deleted between our write and our look: try once more
-            return None
+            return None, True
         except IntegrityError:
             # The bytes on disk were verified; a corrupted upload is retried once.
             if attempt == 2:
@@ -68,7 +73,7 @@ def store_verified(backend: Backend, key: str, result: DownloadResult) -> dict[s
     """Store a verified download; return the facts the journal and manifest keep."""
     assert result.path is not None
     conflict_with = None
-    stat = _put_create_only(backend, key, result, result.path)
+    stat, existed = _put_create_only(backend, key, result, result.path)
     final_key = key
     if stat is None:
         assert result.sha256 is not None
@@ -79,13 +84,19 @@ def store_verified(backend: Backend, key: str, result: DownloadResult) -> dict[s
             key,
             final_key,
         )
-        stat = _put_create_only(backend, final_key, result, result.path)
+        stat, existed = _put_create_only(backend, final_key, result, result.path)
         if stat is None:
             raise PreconditionFailed(
                 "conflict key holds different content too", backend=backend.url, key=final_key
             )
     data = result.as_dict()
-    data.update(key=final_key, conflict_with=conflict_with, archived_at=utcnow().isoformat())
+    # ``already`` marks content some earlier or concurrent run had stored: not new work.
+    data.update(
+        key=final_key,
+        conflict_with=conflict_with,
+        archived_at=utcnow().isoformat(),
+        already=existed,
+    )
     data.pop("path", None)
     return data
 

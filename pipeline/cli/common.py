@@ -106,8 +106,8 @@ def download_policy(config: Config) -> DownloadPolicy:
 def setup_logging(level: str, *, quiet: bool = False) -> None:
     """Log lines to stderr: rich on a terminal, plain in pipes and CI."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if sys.stderr.isatty():
         from rich.logging import RichHandler

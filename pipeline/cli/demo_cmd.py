@@ -15,6 +15,8 @@ from .archive_cmd import run_archive
 from .common import EXIT_FAILED, EXIT_OK, open_configured_backend, setup_logging, translate_errors
 from .report import print_manifest, print_summary
 
+DEMO_PORT = 47470
+
 
 @click.command("demo")
 @click.option(
@@ -38,7 +40,8 @@ def demo(out_dir: Path) -> None:
     out_dir = out_dir.resolve()
     source_root = out_dir / "service"
     meeting = generate_meeting(source_root)
-    with StandInServer(build_app(source_root)) as server:
+    # A fixed port keeps the files' URLs, and so the journal's jobs, the same across runs.
+    with StandInServer(build_app(source_root), port=DEMO_PORT) as server:
         bodies = stopped_webhooks(meeting, server.url)
         bodies.append(bodies[-1])  # the service may deliver a webhook twice
         bodies.append(track_webhook(meeting, "dave", "video", "failed"))

@@ -38,12 +38,23 @@ def build_app(root: Path) -> Starlette:
 
 
 class StandInServer:
-    """Run an ASGI app with uvicorn in a thread on 127.0.0.1 (``with`` stops it)."""
+    """Run an ASGI app with uvicorn in a thread on 127.0.0.1 (``with`` stops it).
 
-    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    ``port`` 0 picks a free port; another busy port falls back to a free one
+    unless ``fallback`` is false.
+    """
+
+    def __init__(
+        self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0, fallback: bool = True
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        try:
+            self._sock.bind((host, port))
+        except OSError:
+            if not fallback:
+                raise
+            self._sock.bind((host, 0))
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self._thread = threading.Thread(
