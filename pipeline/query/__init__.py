@@ -1,0 +1,26 @@
+"""Questions asked of an archive's manifests, from a local, incrementally refreshed index.
+
+``list_sessions`` and ``list_segments`` return typed rows; ``render`` prints
+them as a table, JSON or CSV.
+"""
+
+from .api import list_segments, list_sessions, query_segments, query_sessions
+from .format import FORMATS, Format, render
+from .index import IndexUnavailable, ManifestIndex, RefreshStats, index_path_for
+from .rows import SegmentRow, SessionRow
+
+__all__ = [
+    "FORMATS",
+    "Format",
+    "IndexUnavailable",
+    "ManifestIndex",
+    "RefreshStats",
+    "SegmentRow",
+    "SessionRow",
+    "index_path_for",
+    "list_segments",
+    "list_sessions",
+    "query_segments",
+    "query_sessions",
+    "render",
+]
