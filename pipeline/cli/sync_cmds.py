@@ -1,0 +1,283 @@
+"""``track-archive sync``, ``sessions`` and ``segments``: copying an archive and asking it questions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from ..config import Config
+from ..errors import UnsafeIdentifier
+from ..layout import session_prefix
+from ..query import FORMATS, index_path_for, list_segments, list_sessions, render
+from ..sync import DEFAULT_CONCURRENCY, Outcome, SyncItem, SyncOptions, SyncProgress, SyncReport
+from ..sync import sync as run_sync
+from .common import (
+    EXIT_FAILED,
+    backend_option,
+    config_option,
+    load,
+    open_configured_backend,
+    translate_errors,
+)
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+class _Bar(SyncProgress):
+    """Objects and bytes on a rich progress bar (stderr, terminals only)."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        self._items: TaskID | None = None
+        self._bytes: TaskID | None = None
+
+    def planned(self, items: int, total_bytes: int) -> None:
+        self._items = self._progress.add_task("objects", total=items)
+        self._bytes = self._progress.add_task("bytes", total=total_bytes)
+        self._progress.start()
+
+    def advance(self, item: SyncItem) -> None:
+        if self._items is None or self._bytes is None:
+            return
+        self._progress.advance(self._items)
+        if item.outcome is Outcome.COPIED:
+            self._progress.advance(self._bytes, item.size)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def _print_report(report: SyncReport) -> None:
+    verb = "would be " if report.dry_run else ""
+    for item in report.items:
+        quiet = item.outcome is Outcome.SKIPPED or (
+            item.outcome is Outcome.KEPT and not report.dry_run
+        )
+        if not quiet:
+            note = f" ({item.reason})" if item.reason else ""
+            click.echo(f"{item.outcome.value:9} {item.key}{note}")
+    totals = report.summary()
+    click.echo(
+        f"{'dry run: ' if report.dry_run else ''}{totals['copied']} {verb}copied, "
+        f"{totals['skipped']} unchanged, {totals['conflicts']} conflicts, "
+        f"{totals['deleted']} {verb}deleted, {totals['failed']} failed, {totals['bytes']} bytes"
+    )
+
+
+def _check_sessions(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for session_id in value:
+        try:
+            session_prefix(session_id)
+        except UnsafeIdentifier as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("src_url")
+@click.argument("dst_url")
+@click.option("--dry-run", is_flag=True, help="List what would happen; change nothing.")
+@click.option(
+    "--session",
+    "sessions",
+    multiple=True,
+    metavar="ID",
+    callback=_check_sessions,
+    help="Only this session (repeatable).",
+)
+@click.option("--delete", is_flag=True, help="Delete destination objects the source lacks.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace destination objects whose content differs (default: report a conflict).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    help="Copies in flight at once.",
+)
+@config_option
+@translate_errors
+def sync(
+    src_url: str,
+    dst_url: str,
+    dry_run: bool,
+    sessions: tuple[str, ...],
+    delete: bool,
+    overwrite: bool,
+    as_json: bool,
+    concurrency: int,
+    config_path: Path | None,
+) -> None:
+    """Copy the archive at SRC_URL to DST_URL: only what is missing, verified end to end.
+
+    Exit 0 when the destination holds all of the source's content, 1 when any
+    copy failed or a conflict was left alone, 2 for usage or configuration errors.
+    """
+    config = load(config_path)
+    options = SyncOptions(
+        dry_run=dry_run,
+        sessions=sessions,
+        delete=delete,
+        overwrite=overwrite,
+        concurrency=concurrency,
+        temp_dir=_staging(config),
+    )
+    bar = _Bar() if sys.stderr.isatty() and not as_json else None
+    source = open_configured_backend(config, src_url)
+    try:
+        dest = open_configured_backend(config, dst_url)
+        try:
+            report = run_sync(source, dest, options, bar)
+        finally:
+            if bar is not None:
+                bar.stop()
+            dest.close()
+    finally:
+        source.close()
+    if as_json:
+        document: dict[str, Any] = report.summary()
+        document["dryRun"] = report.dry_run
+        document["items"] = [
+            i.to_dict() for i in report.items if i.outcome not in (Outcome.SKIPPED, Outcome.KEPT)
+        ]
+        click.echo(json.dumps(document, indent=2))
+    else:
+        _print_report(report)
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+def _staging(config: Config) -> Path | None:
+    """Streamed copies are staged beside the other working files."""
+    staging = config.state.staging
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # fall back to the system temp directory
+    return staging
+
+
+class _DateOrTime(click.ParamType):
+    """``2026-05-01`` (a whole day) or ``2026-05-01T09:30[:00][+02:00]`` (a moment, UTC if no zone)."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD) or an ISO date-time", param, ctx)
+
+
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="table for people, json or csv for programs.",
+)
+
+
+def _index_path(config: Config, url: str) -> Path:
+    """One index file per backend URL, beside the journal."""
+    return index_path_for(config.state.journal.parent / "index", url)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@backend_option
+@click.option("--since", type=_DateOrTime(), default=None, help="Sessions started on or after.")
+@click.option(
+    "--until",
+    type=_DateOrTime(),
+    default=None,
+    help="Sessions started before (a date: up to its end).",
+)
+@_format_option
+@config_option
+@translate_errors
+def sessions(
+    backend_url: str | None,
+    since: date | None,
+    until: date | None,
+    fmt: str,
+    config_path: Path | None,
+) -> None:
+    """One row per session: participants, segment counts, bytes, total duration, failures."""
+    config = load(config_path)
+    with open_configured_backend(config, backend_url) as backend:
+        rows = list_sessions(
+            backend, since=since, until=until, index_path=_index_path(config, backend.url)
+        )
+    render(rows, fmt, sys.stdout, kind="sessions")  # type: ignore[arg-type]  # click.Choice narrows fmt
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@backend_option
+@click.option("--session", default=None, metavar="ID", help="Only this session.")
+@click.option("--participant", default=None, metavar="ID", help="Only this participant.")
+@click.option(
+    "--kind",
+    default=None,
+    metavar="KIND",
+    help="Only this kind (audio, video, screen_audio, screen_video).",
+)
+@_format_option
+@config_option
+@translate_errors
+def segments(
+    backend_url: str | None,
+    session: str | None,
+    participant: str | None,
+    kind: str | None,
+    fmt: str,
+    config_path: Path | None,
+) -> None:
+    """One row per archived segment, in recording order."""
+    config = load(config_path)
+    with open_configured_backend(config, backend_url) as backend:
+        rows = list_segments(
+            backend,
+            session=session,
+            participant=participant,
+            kind=kind,
+            index_path=_index_path(config, backend.url),
+        )
+    render(rows, fmt, sys.stdout, kind="segments")  # type: ignore[arg-type]  # click.Choice narrows fmt
+
+
+commands = [sync, sessions, segments]
