@@ -1,0 +1,234 @@
+"""``track-archive recording start|stop`` and ``track-archive reconcile``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from ..archive import Archiver
+from ..config import Config
+from ..download import Downloader
+from ..events import KINDS
+from ..journal import SQLiteJournal
+from ..live.errors import ApiArgumentError
+from ..live.reconcile import Reconciler, ReconcileSummary
+from ..live.recording_api import RecordingApi, StartRequest, check_api_base, check_kind
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigProblem,
+    backend_option,
+    config_option,
+    download_policy,
+    load,
+    open_configured_backend,
+    setup_logging,
+    translate_errors,
+)
+from .serve_cmd import TOKEN_ENV, api_base_option, resolve_api_base
+
+
+def _api(config: Config, given_base: str | None) -> RecordingApi:
+    """A client with the token from the environment or the config; checked before any call."""
+    token = os.environ.get(TOKEN_ENV) or config.videosdk.token
+    if not token:
+        raise ConfigProblem(f"no API token: set {TOKEN_ENV} or videosdk.token in the config")
+    with _usage():
+        return RecordingApi(token, api_base=check_api_base(resolve_api_base(config, given_base)))
+
+
+@contextlib.contextmanager
+def _usage() -> Iterator[None]:
+    """Arguments the service would refuse are usage errors (exit 2), caught before any request."""
+    try:
+        yield
+    except ApiArgumentError as exc:
+        raise ConfigProblem(str(exc)) from None
+
+
+def _track_options(func: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(
+        (
+            click.option("--room", "room", required=True, help="The room (meeting) id."),
+            click.option("--participant", "participant", required=True, help="The participant id."),
+            click.option("--kind", required=True, type=click.Choice(KINDS), help="The track kind."),
+        )
+    ):
+        func = option(func)
+    return func
+
+
+@click.group("recording")
+def recording() -> None:
+    """Start and stop participant track recordings through the recording service's API."""
+
+
+@recording.command("start")
+@_track_options
+@click.option(
+    "--file-format", default="webm", show_default=True, help="Recording format (only webm)."
+)
+@click.option(
+    "--webhook-url", metavar="URL", help="Where the service sends this recording's webhooks."
+)
+@click.option(
+    "--bucket-dir-path", metavar="PATH", help="Directory in your own storage, if configured."
+)
+@config_option
+@api_base_option
+@translate_errors
+def start(
+    room: str,
+    participant: str,
+    kind: str,
+    file_format: str,
+    webhook_url: str | None,
+    bucket_dir_path: str | None,
+    config_path: Path | None,
+    api_base: str | None,
+) -> None:
+    """Start recording one participant's track (POST /v2/recordings/participant/track/start)."""
+    config = load(config_path)
+    with _usage():
+        request = StartRequest(
+            room_id=room,
+            participant_id=participant,
+            kind=kind,
+            file_format=file_format,
+            webhook_url=webhook_url,
+            bucket_dir_path=bucket_dir_path,
+        )
+    with _api(config, api_base) as api:
+        answer = api.start(request)
+    click.echo(json.dumps(answer, indent=2))
+
+
+@recording.command("stop")
+@_track_options
+@config_option
+@api_base_option
+@translate_errors
+def stop(
+    room: str, participant: str, kind: str, config_path: Path | None, api_base: str | None
+) -> None:
+    """Stop recording one participant's track (POST /v2/recordings/participant/track/stop)."""
+    config = load(config_path)
+    with _usage():
+        check_kind(kind)
+    with _api(config, api_base) as api:
+        answer = api.stop(room, participant, kind)
+    click.echo(json.dumps(answer, indent=2))
+
+
+def run_reconcile(
+    config: Config, api: RecordingApi, *, room: str | None, session: str | None
+) -> ReconcileSummary:
+    """Reconcile one room or session into the configured archive."""
+    backend = open_configured_backend(config)
+    journal = SQLiteJournal(config.state.journal)
+
+    async def go() -> ReconcileSummary:
+        async with Downloader(download_policy(config)) as downloader:
+            archiver = Archiver(
+                backend=backend,
+                journal=journal,
+                downloader=downloader,
+                staging=config.state.staging,
+                quarantine_dir=config.state.quarantine,
+            )
+            reconciler = Reconciler(api, archiver, concurrency=config.download.concurrency or 4)
+            return await reconciler.run(room_id=room, session_id=session)
+
+    try:
+        return asyncio.run(go())
+    finally:
+        journal.close()
+        backend.close()
+
+
+def _print(summary: ReconcileSummary) -> None:
+    from .report import print_summary
+
+    click.echo(
+        f"listed {summary.listed} files: {summary.present} already archived, "
+        f"{summary.queued} queued"
+    )
+    print_summary(summary.run)
+    for item in summary.size_mismatches:
+        click.echo(
+            f"size mismatch {item['key']}: listed {item['listedSize']} bytes, "
+            f"archived {item['archivedSize']}"
+        )
+    for item in summary.duration_notes:
+        click.echo(
+            f"note {item['key']}: listed duration {item['listed']} matches the measured "
+            f"{item['measuredSeconds']} s neither in seconds nor in milliseconds"
+        )
+
+
+@click.command("reconcile")
+@click.option("--room", help="Reconcile every session of this room.")
+@click.option("--session", help="Reconcile this session.")
+@config_option
+@backend_option
+@api_base_option
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Trust this origin for fileUrls (repeatable); replaces the configured list.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The journal file (default from config: .track-archive/journal.sqlite3).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary document on stdout.")
+@translate_errors
+def reconcile(
+    room: str | None,
+    session: str | None,
+    config_path: Path | None,
+    backend_url: str | None,
+    api_base: str | None,
+    allow_origins: tuple[str, ...],
+    state_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Archive every listed recording the archive lacks, and check listed sizes.
+
+    Pages through GET /v2/recordings/participant/track for the room or
+    session. Safe to run again: files already archived are not fetched.
+    Exit status: 0 when everything listed is archived with its listed size,
+    1 otherwise, 2 for usage or configuration errors.
+    """
+    if bool(room) == bool(session):
+        raise ConfigProblem("give exactly one of --room or --session")
+    config = load(
+        config_path,
+        **{
+            "backend.url": backend_url,
+            "download.allowed_origins": list(allow_origins) or None,
+            "state.journal": str(state_path) if state_path else None,
+        },
+    )
+    setup_logging(config.log_level, quiet=as_json)
+    with _api(config, api_base) as api:
+        summary = run_reconcile(config, api, room=room, session=session)
+    if as_json:
+        click.echo(json.dumps(summary.as_json(), indent=2))
+    else:
+        _print(summary)
+    sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)
+
+
+commands = [recording, reconcile]

@@ -1,0 +1,261 @@
+"""The webhook receiver: an ASGI app that commits each delivery before answering.
+
+``POST /webhooks/videosdk`` reads at most ``serve.max_body`` bytes, verifies
+the signature over those raw bytes, validates the body, and commits it to the
+journal (in a thread: the commit waits for the disk). Only then does it answer
+200, so a delivery that got a 200 survives a crash. Archiving is left to the
+background workers (see :mod:`.workers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from storage_backends import Backend, StorageError
+
+from ..archive import Archiver
+from ..config import Config
+from ..download import Downloader, DownloadPolicy
+from ..errors import InputError, JournalError, TrackArchiveError
+from ..events import OtherEvent, TrackEvent, parse_event
+from ..journal import SQLiteJournal
+from .errors import SignatureRejected
+from .lifecycle import StuckWatch
+from .metrics import CONTENT_TYPE, ReceiverMetrics
+from .sessions import session_report
+from .signature import SIGNATURE_HEADER, SignatureVerifier
+from .workers import ArchiveWorkers
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/videosdk"
+
+
+class BodyTooLarge(Exception):
+    """The request body passed the configured limit."""
+
+
+@dataclass
+class LiveState:
+    """What the app's handlers share, built by the lifespan."""
+
+    config: Config
+    backend: Backend
+    verifier: SignatureVerifier | None
+    commit: bool
+    metrics: ReceiverMetrics
+    stuck: StuckWatch
+    journal: SQLiteJournal | None = None
+    archiver: Archiver | None = None
+    workers: ArchiveWorkers | None = None
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, counted as it arrives; ``Content-Length`` is only trusted to refuse early."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def _state(request: Request) -> LiveState:
+    state: LiveState = request.app.state.live
+    return state
+
+
+async def receive_webhook(request: Request) -> Response:
+    """Verify, validate and durably record one delivery, then answer."""
+    live = _state(request)
+    metrics = live.metrics
+    try:
+        body = await read_limited(request, live.config.serve.max_body)
+    except BodyTooLarge:
+        metrics.rejected.inc(reason="too_large")
+        return _error(413, f"body larger than {live.config.serve.max_body} bytes")
+    if live.verifier is not None:
+        try:
+            form = live.verifier.verify(body, request.headers.get(SIGNATURE_HEADER))
+        except SignatureRejected as exc:
+            metrics.rejected.inc(reason="signature")
+            log.warning("webhook refused: %s", exc)
+            return _error(401, str(exc))
+        if form != "raw":
+            log.debug("webhook signature matched the body's compact JSON form")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        metrics.rejected.inc(reason="malformed")
+        return _error(400, "body is not JSON")
+    try:
+        event = await _record(live, payload)
+    except InputError as exc:
+        metrics.rejected.inc(reason="malformed")
+        return _error(400, exc.reason)
+    except (JournalError, OSError) as exc:
+        # Not recorded: a 5xx makes the service deliver again later.
+        metrics.rejected.inc(reason="unavailable")
+        log.error("webhook not recorded: %s", exc)
+        return _error(503, "the journal is unavailable; deliver again later")
+    metrics.received.inc(type=event.webhookType[:80])
+    if isinstance(event, OtherEvent):
+        log.info("webhook type %r accepted but not archived", event.webhookType[:80])
+        return JSONResponse({"accepted": True, "archived": False})
+    data = event.data
+    live.stuck.observe((data.sessionId, data.participantId, data.kind), event.stage)
+    if live.workers is not None:
+        live.workers.wake()
+    return JSONResponse({"accepted": True, "archived": bool(data.fileDetails)})
+
+
+async def _record(live: LiveState, payload: Any) -> TrackEvent | OtherEvent:
+    if not live.commit or live.archiver is None:
+        # Benchmark reference only: the same validation without the durable commit.
+        return parse_event(payload, source="webhook")
+    event, _ = await asyncio.to_thread(
+        live.archiver.ingest, payload, source="webhook", expand=False
+    )
+    return event
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness plus a glance at the queue."""
+    live = _state(request)
+    if live.journal is None:
+        return _error(503, "starting")
+    try:
+        counts = await asyncio.to_thread(live.journal.counts)
+    except JournalError as exc:
+        return JSONResponse({"ok": False, "error": str(exc)}, status_code=503)
+    return JSONResponse(
+        {"ok": True, "journal": counts, "verifySignatures": live.verifier is not None}
+    )
+
+
+async def session(request: Request) -> Response:
+    """Each participant's lifecycle per kind, segment states, and the manifest summary."""
+    live = _state(request)
+    session_id: str = request.path_params["session_id"]
+    if not session_id or len(session_id) > 512 or live.journal is None:
+        return _error(404, "no such session")
+    after = timedelta(seconds=live.config.serve.stuck_after)
+    try:
+        report = await asyncio.to_thread(
+            session_report, live.journal, live.backend, session_id, datetime.now(UTC), after
+        )
+    except (TrackArchiveError, StorageError) as exc:
+        return _error(503, str(exc))
+    if report is None:
+        return _error(404, "no such session")
+    return JSONResponse(report)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition."""
+    text = await asyncio.to_thread(_state(request).metrics.render)
+    return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+
+def create_app(
+    config: Config,
+    *,
+    backend: Backend,
+    policy: DownloadPolicy,
+    verifier: SignatureVerifier | None,
+    commit: bool = True,
+    tick: float = 30.0,
+) -> Starlette:
+    """The receiver app; its lifespan opens the journal and runs the workers.
+
+    ``verifier=None`` accepts unsigned deliveries (``--no-verify``).
+    ``commit=False`` answers without journaling and without workers: it exists
+    only as the benchmark's reference and must never serve real traffic.
+    """
+    stuck = StuckWatch(timedelta(seconds=config.serve.stuck_after))
+    holder: dict[str, SQLiteJournal] = {}
+
+    def queue_depth() -> float:
+        journal = holder.get("journal")
+        if journal is None:
+            return 0.0
+        counts = journal.counts()
+        return float(counts["pending"] + counts["active"] + counts["events_unprocessed"])
+
+    live = LiveState(
+        config=config,
+        backend=backend,
+        verifier=verifier,
+        commit=commit,
+        metrics=ReceiverMetrics(queue_depth),
+        stuck=stuck,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        journal = SQLiteJournal(config.state.journal)
+        holder["journal"] = journal
+        live.journal = journal
+        try:
+            async with Downloader(policy) as downloader:
+                live.archiver = Archiver(
+                    backend=backend,
+                    journal=journal,
+                    downloader=downloader,
+                    staging=config.state.staging,
+                    quarantine_dir=config.state.quarantine,
+                )
+                await asyncio.to_thread(stuck.seed, journal.events())
+                if commit:
+                    live.workers = ArchiveWorkers(
+                        live.archiver,
+                        concurrency=config.serve.workers,
+                        metrics=live.metrics,
+                        stuck=stuck,
+                        tick=tick,
+                    )
+                    await live.workers.start()
+                try:
+                    yield
+                finally:
+                    if live.workers is not None:
+                        await live.workers.stop()
+                        live.workers = None
+        finally:
+            live.archiver = None
+            live.journal = None
+            holder.pop("journal", None)
+            journal.close()
+
+    app = Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/sessions/{session_id}", session, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.live = live
+    return app

@@ -1,0 +1,144 @@
+"""Each track recording's lifecycle, folded from webhooks that arrive in any order.
+
+Deliveries carry no timestamp and may be duplicated or reordered, so a track's
+state is the furthest stage it has reached (``starting`` < ``started`` <
+``stopping`` < ``failed`` < ``stopped``), never the last one received: a
+late ``-started`` cannot undo a ``-stopped``. A ``-stopped`` outranks
+``-failed`` because it names files that exist. A track that has not reached
+``stopped`` or ``failed`` some time after it was first seen is *stuck*.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ..events import TYPE_PREFIX, Lifecycle
+from ..journal import EventRecord
+
+RANK: dict[Lifecycle, int] = {
+    Lifecycle.STARTING: 0,
+    Lifecycle.STARTED: 1,
+    Lifecycle.STOPPING: 2,
+    Lifecycle.FAILED: 3,
+    Lifecycle.STOPPED: 4,
+}
+TERMINAL = frozenset({Lifecycle.STOPPED, Lifecycle.FAILED})
+
+TrackKey = tuple[str, str, str]  # (sessionId, participantId, kind)
+
+
+@dataclass
+class TrackLifecycle:
+    """What is known about one (session, participant, kind) recording."""
+
+    state: Lifecycle
+    first_seen: datetime
+    last_seen: datetime
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def observe(self, stage: Lifecycle, at: datetime) -> None:
+        """Fold one more delivery in."""
+        if RANK[stage] > RANK[self.state]:
+            self.state = stage
+        self.first_seen = min(self.first_seen, at)
+        self.last_seen = max(self.last_seen, at)
+        self.seen[stage.value] = self.seen.get(stage.value, 0) + 1
+
+    def is_stuck(self, now: datetime, after: timedelta) -> bool:
+        """Started (or starting) long ago and still not stopped or failed."""
+        return self.state not in TERMINAL and now - self.first_seen > after
+
+    def as_json(self, now: datetime, after: timedelta) -> dict[str, object]:
+        """The form ``GET /sessions/{id}`` answers with."""
+        return {
+            "state": self.state.value,
+            "seen": dict(sorted(self.seen.items(), key=lambda kv: RANK[Lifecycle(kv[0])])),
+            "firstSeen": self.first_seen.isoformat(),
+            "lastSeen": self.last_seen.isoformat(),
+            "stuck": self.is_stuck(now, after),
+        }
+
+
+def stage_of(webhook_type: str) -> Lifecycle | None:
+    """The lifecycle stage a webhook type reports, or ``None`` for other types."""
+    if not webhook_type.startswith(TYPE_PREFIX):
+        return None
+    try:
+        return Lifecycle(webhook_type.removeprefix(TYPE_PREFIX))
+    except ValueError:
+        return None
+
+
+def fold(events: Iterable[EventRecord]) -> dict[TrackKey, TrackLifecycle]:
+    """Every track's lifecycle from journaled deliveries, whatever their order."""
+    tracks: dict[TrackKey, TrackLifecycle] = {}
+    for event in events:
+        stage = stage_of(event.webhook_type)
+        if stage is None or not (event.session_id and event.participant_id and event.kind):
+            continue
+        key = (event.session_id, event.participant_id, event.kind)
+        current = tracks.get(key)
+        if current is None:
+            tracks[key] = TrackLifecycle(stage, event.received_at, event.received_at)
+            tracks[key].seen[stage.value] = 1
+        else:
+            current.observe(stage, event.received_at)
+    return tracks
+
+
+class StuckWatch:
+    """Tracks not yet finished, kept in memory so the workers can warn about stuck ones.
+
+    Each stuck track is reported once; it is forgotten when it reaches a
+    terminal stage.
+    """
+
+    def __init__(self, after: timedelta) -> None:
+        self.after = after
+        self._open: dict[TrackKey, TrackLifecycle] = {}
+        self._reported: set[TrackKey] = set()
+        # Finished tracks are remembered so a late, reordered "-started" cannot reopen them.
+        self._finished: set[TrackKey] = set()
+        self._lock = threading.Lock()
+
+    def seed(self, events: Iterable[EventRecord]) -> None:
+        """Start from what the journal already holds (after a restart)."""
+        with self._lock:
+            for key, track in fold(events).items():
+                if track.state in TERMINAL:
+                    self._finished.add(key)
+                else:
+                    self._open[key] = track
+
+    def observe(self, key: TrackKey, stage: Lifecycle, at: datetime | None = None) -> None:
+        """One accepted delivery."""
+        at = at or datetime.now(UTC)
+        with self._lock:
+            if key in self._finished:
+                return
+            track = self._open.get(key)
+            if track is None:
+                track = TrackLifecycle(stage, at, at)
+                track.seen[stage.value] = 1
+            else:
+                track.observe(stage, at)
+            if track.state in TERMINAL:
+                self._open.pop(key, None)
+                self._reported.discard(key)
+                self._finished.add(key)
+            else:
+                self._open[key] = track
+
+    def newly_stuck(self, now: datetime | None = None) -> list[tuple[TrackKey, TrackLifecycle]]:
+        """Stuck tracks not reported before (each is returned once)."""
+        now = now or datetime.now(UTC)
+        found = []
+        with self._lock:
+            for key, track in self._open.items():
+                if key not in self._reported and track.is_stuck(now, self.after):
+                    self._reported.add(key)
+                    found.append((key, track))
+        return found

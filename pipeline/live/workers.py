@@ -1,0 +1,165 @@
+"""Background archive workers inside the receiver process.
+
+The receiver only commits each delivery to the journal; these workers do the
+rest with the same ``Archiver`` as ``archive``: expand deliveries into segment
+jobs, claim and archive them, and merge outcomes into manifests. A delivery
+wakes them; a periodic tick also picks up anything a previous process left
+(pending jobs, leases of a dead process), so work resumes after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from ..archive import Archiver
+from ..journal import SegmentRecord, worker_name
+from .lifecycle import StuckWatch
+from .metrics import ReceiverMetrics
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait after a worker hits an unexpected error, so a broken journal is not hammered.
+ERROR_PAUSE = 1.0
+
+
+class ArchiveWorkers:
+    """``concurrency`` worker tasks plus one task that expands deliveries and flushes manifests."""
+
+    def __init__(
+        self,
+        archiver: Archiver,
+        *,
+        concurrency: int,
+        metrics: ReceiverMetrics,
+        stuck: StuckWatch,
+        tick: float = 30.0,
+    ) -> None:
+        self.archiver = archiver
+        self.concurrency = concurrency
+        self.metrics = metrics
+        self.stuck = stuck
+        self.tick = tick
+        self._wake = asyncio.Event()
+        self._work = asyncio.Condition()
+        self._generation = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._name = worker_name()
+
+    def wake(self) -> None:
+        """A delivery was committed: expand it and get to work."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start the tasks; pending work from an earlier process is picked up at once."""
+        self._tasks.append(asyncio.create_task(self._coordinate(), name="live-coordinator"))
+        for n in range(self.concurrency):
+            self._tasks.append(asyncio.create_task(self._worker(n), name=f"live-worker-{n}"))
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop every task, give claimed segments back, then bring manifests up to date."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        try:
+            await self.archiver.flush_manifests()
+        except Exception:  # shutting down: report, never mask the stop
+            log.exception("could not update manifests while stopping")
+
+    # -- the coordinator --------------------------------------------------------
+
+    async def _coordinate(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.tick)
+            self._wake.clear()
+            try:
+                await asyncio.to_thread(self.archiver.expand_pending)
+                async with self._work:
+                    self._generation += 1
+                    self._work.notify_all()
+                # Cheap when nothing changed: one query for unmanifested sessions.
+                await self.archiver.flush_manifests()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the receiver alive; the next tick retries
+                log.exception("live workers: expanding deliveries or updating manifests failed")
+                await asyncio.sleep(ERROR_PAUSE)
+            for (session, participant, kind), track in self.stuck.newly_stuck():
+                log.warning(
+                    "recording %s/%s/%s is %s since %s and has not stopped",
+                    session,
+                    participant,
+                    kind,
+                    track.state.value,
+                    track.first_seen.isoformat(),
+                )
+
+    # -- the workers ----------------------------------------------------------
+
+    async def _claim(self, name: str) -> SegmentRecord | None:
+        """Claim in a thread; if cancelled meanwhile, hand back what the thread claimed."""
+        future = asyncio.ensure_future(
+            asyncio.to_thread(
+                self.archiver.journal.claim, name, lease_seconds=self.archiver.lease_seconds
+            )
+        )
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            record = await future
+            if record is not None:
+                await asyncio.to_thread(self.archiver.journal.release, record.segment_id, name)
+            raise
+
+    async def _worker(self, n: int) -> None:
+        name = f"{self._name}:live{n}"
+        while True:
+            generation = self._generation
+            try:
+                record = await self._claim(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("live worker %d: cannot claim work", n)
+                await asyncio.sleep(ERROR_PAUSE)
+                continue
+            if record is None:
+                await self._wait_for_news(generation)
+                continue
+            await self._archive(record, name)
+
+    async def _wait_for_news(self, generation: int) -> None:
+        """Sleep until the coordinator expanded new deliveries (or a tick passed)."""
+        async with self._work:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._work.wait_for(lambda: self._generation != generation),
+                    timeout=self.tick,
+                )
+
+    async def _archive(self, record: SegmentRecord, name: str) -> None:
+        started = time.monotonic()
+        try:
+            outcome = await self.archiver.process(record, name)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(self.archiver.journal.release, record.segment_id, name)
+            raise
+        except Exception:
+            # Handing the segment back lets the next claim retry it instead of waiting for the lease.
+            log.exception("live worker: archiving %s failed unexpectedly", record.source_url)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.archiver.journal.release, record.segment_id, name)
+            await asyncio.sleep(ERROR_PAUSE)
+            return
+        self.metrics.latency.observe(time.monotonic() - started)
+        self.metrics.segments.inc(outcome=outcome.state)
+        if outcome.state == "archived":
+            self.metrics.bytes.inc(outcome.size)
+        self._wake.set()
