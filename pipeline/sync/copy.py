@@ -5,7 +5,8 @@ reads, checks it against what the source recorded, then hands CRC32C and
 SHA-256 to the destination, which checks the CRC32C of what it received and
 stores the SHA-256 as metadata. A failed check leaves nothing at the key
 (the backend contract's promise). Same-service pairs copy server-side and the
-result is checked against the source's digest.
+result is checked against the source's digest. A local source file is handed
+to the destination directly, with the checksums recorded when it was written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from storage_backends.base import Backend, ObjectStat
 from storage_backends.checksums import CHUNK_SIZE, Hasher
 from storage_backends.errors import ObjectNotFound
+from storage_backends.keys import validate_key
+from storage_backends.local import LocalBackend
 
 from ..errors import TrackArchiveError
 from .digest import Digest, Verdict, compare, digest_of
@@ -112,6 +115,59 @@ def copy_streamed(
         path.unlink(missing_ok=True)
 
 
+def _local_file(source: Backend, key: str) -> Path | None:
+    """The file behind ``key`` when the source is local disk, else ``None``.
+
+    Mirrors the local backend's own refusal of symlinks: a path that does not
+    resolve to itself inside the root is not used (the copy then streams).
+    """
+    if not isinstance(source, LocalBackend):
+        return None
+    try:
+        path = source.root.joinpath(*validate_key(key).split("/"))
+        if path.resolve() != path or not path.is_file():
+            return None
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def copy_from_local(
+    source: Backend,
+    dest: Backend,
+    key: str,
+    *,
+    expected: Digest | None,
+    replace: bool,
+    metadata: dict[str, str],
+) -> Copied | None:
+    """Hand a local source file straight to the destination, with the source's recorded checksums.
+
+    The destination checks the bytes it reads from the file against the CRC32C
+    recorded when the source was written, so nothing is staged and the check is
+    still end to end. ``None`` when the source is not local or lacks a checksum.
+    """
+    if expected is None or not expected.crc32c or not expected.sha256:
+        return None
+    path = _local_file(source, key)
+    if path is None:
+        return None
+    stat = dest.put_file(
+        key,
+        path,
+        crc32c=expected.crc32c,
+        sha256=expected.sha256,
+        content_type=content_type_for(key),
+        metadata=metadata or None,
+        if_absent=not replace,
+    )
+    if stat.size != expected.size:
+        raise CopyMismatch(
+            f"{key}: destination reports {stat.size} bytes, expected {expected.size}"
+        )
+    return Copied(stat, expected, server_side=False)
+
+
 def copy_object(
     source: Backend,
     dest: Backend,
@@ -136,6 +192,11 @@ def copy_object(
         metadata = {
             k: v for k, v in source_stat.metadata.items() if k.lower() not in _RESERVED_METADATA
         }
+    direct = copy_from_local(
+        source, dest, key, expected=expected, replace=replace, metadata=metadata
+    )
+    if direct is not None:
+        return direct
     return copy_streamed(
         source,
         dest,

@@ -116,13 +116,14 @@ def test_corrupted_copy_is_refused_and_leaves_nothing(
     victim = segment_key("s-1", "bob", "audio", "track_recording_bob_audio_1780000180000.webm")
 
     # No test double corrupts bytes in transit, so the fault is injected at our own
-    # boundary: the staged file is damaged after we hashed it, before the destination
-    # receives it. The destination's own CRC32C check must refuse it.
+    # boundary: the destination is handed a damaged copy of the file we meant to send,
+    # with the checksums of the real one. The destination's own CRC32C check must refuse it.
     class Corrupting(ProxyBackend):
         def put_file(self, key: str, path: Path, **kwargs: Any) -> ObjectStat:  # type: ignore[override]
             if key == victim:
                 data = bytearray(path.read_bytes())
                 data[10] ^= 0xFF
+                path = tmp_path / "damaged"
                 path.write_bytes(bytes(data))
             return super().put_file(key, path, **kwargs)
 
