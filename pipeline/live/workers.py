@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait after a worker hits an unexpected error, so a broken journal is not hammered.
 ERROR_PAUSE = 1.0
+#: Seconds to let a burst of deliveries gather before expanding them in one pass.
+BATCH_DELAY = 0.05
+#: Manifests are merged at most this often (seconds); each merge rewrites whole documents.
+FLUSH_INTERVAL = 0.5
+#: Seconds a stopping receiver waits for its tasks to end.
+STOP_TIMEOUT = 10.0
 
 
 class ArchiveWorkers:
@@ -43,8 +49,8 @@ class ArchiveWorkers:
         self.stuck = stuck
         self.tick = tick
         self._wake = asyncio.Event()
-        self._work = asyncio.Condition()
-        self._generation = 0
+        # Replaced by a fresh event each time new jobs are queued; setting the old one wakes idle workers.
+        self._news = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._name = worker_name()
 
@@ -63,9 +69,10 @@ class ArchiveWorkers:
         """Stop every task, give claimed segments back, then bring manifests up to date."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+            for task in stuck:
+                log.error("live worker %s did not stop in time", task.get_name())
         self._tasks.clear()
         try:
             await self.archiver.flush_manifests()
@@ -75,20 +82,31 @@ class ArchiveWorkers:
     # -- the coordinator --------------------------------------------------------
 
     async def _coordinate(self) -> None:
+        last_flush = -FLUSH_INTERVAL
+        flush_due = True
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.tick)
-            self._wake.clear()
+            timeout = self.tick
+            if flush_due:
+                timeout = max(0.0, min(timeout, last_flush + FLUSH_INTERVAL - time.monotonic()))
+            await _wait_event(self._wake, timeout)
             try:
-                await asyncio.to_thread(self.archiver.expand_pending)
-                async with self._work:
-                    self._generation += 1
-                    self._work.notify_all()
-                # Cheap when nothing changed: one query for unmanifested sessions.
-                await self.archiver.flush_manifests()
+                if self._wake.is_set():
+                    # Let a burst of deliveries arrive, then expand them in one pass.
+                    await asyncio.sleep(BATCH_DELAY)
+                    self._wake.clear()
+                    queued = await asyncio.to_thread(self.archiver.expand_pending)
+                    flush_due = True
+                    if queued:
+                        news, self._news = self._news, asyncio.Event()
+                        news.set()
+                if flush_due and time.monotonic() - last_flush >= FLUSH_INTERVAL:
+                    flush_due = False
+                    last_flush = time.monotonic()
+                    await self.archiver.flush_manifests()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # keep the receiver alive; the next tick retries
+            except Exception:  # keep the receiver alive; the next pass retries
+                flush_due = True
                 log.exception("live workers: expanding deliveries or updating manifests failed")
                 await asyncio.sleep(ERROR_PAUSE)
             for (session, participant, kind), track in self.stuck.newly_stuck():
@@ -121,7 +139,7 @@ class ArchiveWorkers:
     async def _worker(self, n: int) -> None:
         name = f"{self._name}:live{n}"
         while True:
-            generation = self._generation
+            news = self._news
             try:
                 record = await self._claim(name)
             except asyncio.CancelledError:
@@ -131,18 +149,9 @@ class ArchiveWorkers:
                 await asyncio.sleep(ERROR_PAUSE)
                 continue
             if record is None:
-                await self._wait_for_news(generation)
+                await _wait_event(news, self.tick)
                 continue
             await self._archive(record, name)
-
-    async def _wait_for_news(self, generation: int) -> None:
-        """Sleep until the coordinator expanded new deliveries (or a tick passed)."""
-        async with self._work:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._work.wait_for(lambda: self._generation != generation),
-                    timeout=self.tick,
-                )
 
     async def _archive(self, record: SegmentRecord, name: str) -> None:
         started = time.monotonic()
@@ -163,3 +172,17 @@ class ArchiveWorkers:
         if outcome.state == "archived":
             self.metrics.bytes.inc(outcome.size)
         self._wake.set()
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` passed.
+
+    ``asyncio.wait`` is used rather than ``wait_for``: under Python 3.11,
+    ``wait_for`` can swallow a cancellation that races with the wait ending,
+    and a worker that misses its cancellation would hang the shutdown.
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
