@@ -30,6 +30,16 @@ class Digests:
             self._md5.update(data)
         self.size += len(data)
 
+    def update_all(self, pieces: list[bytes]) -> None:
+        """Feed several pieces in order, without joining them into one copy first."""
+        sha256, crc32c, md5 = self._sha256, self._crc32c, self._md5
+        for piece in pieces:
+            sha256.update(piece)
+            crc32c.update(piece)
+            if md5 is not None:
+                md5.update(piece)
+            self.size += len(piece)
+
     def sha256_hex(self) -> str:
         """SHA-256 as lowercase hex."""
         return self._sha256.hexdigest()

@@ -9,7 +9,6 @@ retry decision is left to the engine.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 import httpx
 
 from pipeline.checks import Check
@@ -32,6 +30,7 @@ from pipeline.download.policy import DownloadPolicy
 from pipeline.download.retry import NOT_YET_STATUSES, RETRYABLE_STATUSES, parse_retry_after
 from pipeline.download.safety import Resolver, SafetyRules, Target, pinned_request_parts
 from pipeline.download.source_checksum import SourceChecksum, announced_checksums, wants_md5
+from pipeline.download.staging import StagingFile
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
@@ -42,6 +41,29 @@ class TooSlow(TransientFailure):
 
 
 HostLimit = Callable[[str], AbstractAsyncContextManager[Any]]
+
+
+class _ThroughputGuard:
+    """Raises ``TooSlow`` when a window of ``window`` seconds brings under ``minimum`` B/s."""
+
+    def __init__(self, minimum: int, window: float):
+        self._minimum = minimum
+        self._window = window
+        self._start = time.monotonic()
+        self._bytes = 0
+
+    def count(self, size: int) -> None:
+        """Account for ``size`` more bytes received now."""
+        self._bytes += size
+        now = time.monotonic()
+        elapsed = now - self._start
+        if elapsed >= self._window:
+            rate = self._bytes / elapsed
+            if rate < self._minimum:
+                raise TooSlow(
+                    f"{rate:.0f} B/s over {elapsed:.1f} s, below min_throughput {self._minimum} B/s"
+                )
+            self._start, self._bytes = now, 0
 
 
 class Transfer:
@@ -65,38 +87,40 @@ class Transfer:
         self._rules = rules
         self._resolver = resolver
         self._host_limit = host_limit
-        self._file: Any = None
-        self.offset = 0
+        self.staging = StagingFile(dest)
         self.total: int | None = None
         self.validator: str | None = None
         self.checksums: list[SourceChecksum] = []
-        self.digests = Digests()
         self.final_url: str | None = None
         self.requests = 0
         self.bytes_transferred = 0
         self.notes: list[str] = []
 
+    @property
+    def offset(self) -> int:
+        """Bytes staged so far (where a resumed request starts)."""
+        return self.staging.offset
+
+    @property
+    def digests(self) -> Digests:
+        """The running digests of the staged bytes."""
+        return self.staging.digests
+
     async def open(self) -> None:
         """Create (or empty) the staging file."""
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self._file = await aiofiles.open(self.dest, "wb")
+        await self.staging.open()
 
     async def close(self) -> None:
-        """Flush and close the staging file; its bytes stay on disk."""
-        if self._file is not None:
-            await self._file.close()
-            self._file = None
+        """Finish writing, flush and close the staging file; its bytes stay on disk."""
+        await self.staging.close()
 
     async def restart(self, why: str) -> None:
         """Drop what is staged and start over from byte 0 (the file changed, or was wrong)."""
         self.notes.append(f"restarted from byte 0 after {self.offset} bytes: {why}")
-        await self._file.seek(0)
-        await self._file.truncate(0)
-        self.offset = 0
+        await self.staging.reset(md5=False)
         self.total = None
         self.validator = None
         self.checksums = []
-        self.digests = Digests()
 
     async def attempt(self) -> None:
         """One GET of the file from the current offset, following redirects by hand."""
@@ -183,7 +207,8 @@ class Transfer:
                 f"the source declares {self.total} bytes, above max_size {self._policy.max_size}"
             )
         self.checksums = announced_checksums(headers, full_body=response.status_code == 200)
-        self.digests = Digests(md5=wants_md5(self.checksums))
+        # Nothing is staged yet (offset 0), so choosing the digests afresh loses nothing.
+        self.staging.digests = Digests(md5=wants_md5(self.checksums))
 
     async def _check_resumed(self, response: httpx.Response) -> None:
         match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
@@ -220,48 +245,36 @@ class Transfer:
 
     async def _stream(self, response: httpx.Response) -> None:
         policy = self._policy
-        pending: list[bytes] = []
-        pending_size = 0
-        window_start = time.monotonic()
-        window_bytes = 0
+        staging = self.staging
+        guard = _ThroughputGuard(policy.min_throughput, policy.throughput_window)
+        batch: list[bytes] = []
+        batch_size = 0
+        received = self.offset
         try:
             async for piece in response.aiter_raw():
-                self.bytes_transferred += len(piece)
-                pending.append(piece)
-                pending_size += len(piece)
-                if self.offset + pending_size > policy.max_size:
+                size = len(piece)
+                self.bytes_transferred += size
+                received += size
+                if received > policy.max_size:
                     raise PermanentFailure(
                         f"more than max_size {policy.max_size} bytes received; stopped"
                     )
-                window_bytes += len(piece)
-                now = time.monotonic()
-                if now - window_start >= policy.throughput_window:
-                    rate = window_bytes / (now - window_start)
-                    if rate < policy.min_throughput:
-                        raise TooSlow(
-                            f"{rate:.0f} B/s over {now - window_start:.1f} s, "
-                            f"below min_throughput {policy.min_throughput} B/s"
-                        )
-                    window_start, window_bytes = now, 0
-                if pending_size >= policy.chunk_size:
-                    await self._write(b"".join(pending))
-                    pending, pending_size = [], 0
+                guard.count(size)
+                batch.append(piece)
+                batch_size += size
+                if batch_size >= policy.chunk_size:
+                    # Written and hashed in worker threads while the next batch arrives.
+                    await staging.submit(batch)
+                    batch, batch_size = [], 0
         except httpx.TransportError as exc:
-            raise TransientFailure(
-                f"{type(exc).__name__} after {self.offset + pending_size} bytes: {exc}"
-            ) from exc
+            raise TransientFailure(f"{type(exc).__name__} after {received} bytes: {exc}") from exc
         finally:
             # Bytes that arrived before a failure are genuine: keep them for the resume.
-            if pending:
-                await self._write(b"".join(pending))
+            if batch:
+                await staging.submit(batch)
+            await staging.drain()
         if self.total is not None and self.offset < self.total:
             raise TransientFailure(f"body ended at {self.offset} of {self.total} bytes")
-
-    async def _write(self, data: bytes) -> None:
-        # The hashes run in a worker thread while aiofiles writes in another: hashlib and
-        # crc32c release the GIL, so concurrent downloads hash on every core.
-        await asyncio.gather(self._file.write(data), asyncio.to_thread(self.digests.update, data))
-        self.offset += len(data)
 
     def transport_check(self) -> Check:
         """Received bytes against the declared length; an empty file always fails."""
