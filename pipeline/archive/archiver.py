@@ -11,12 +11,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from storage_backends import Backend, StorageError
+from storage_backends.checksums import hash_file
 
-from ..download import Downloader, DownloadResult
+from ..checks import Check
+from ..download import Downloader, DownloadResult, StreamSummary
 from ..errors import InputError
 from ..events import OtherEvent, TrackEvent, event_id, parse_event
 from ..journal import Journal, SegmentRecord, SegmentState, worker_name
@@ -170,12 +173,15 @@ class Archiver:
         """Download, verify and store one claimed segment; record the outcome."""
         staged = self.staging / f"{record.segment_id}.part"
         staged.parent.mkdir(parents=True, exist_ok=True)
-        log.info("fetching %s -> %s", record.source_url, record.key)
-        result = await self.downloader.fetch(record.source_url, staged, kind=record.kind)
-        if not result.ok:
-            return await self._refuse(
-                record, worker, result, result.reason or "verification failed"
-            )
+        result = await self._resume_verified(record, staged)
+        if result is None:
+            log.info("fetching %s -> %s", record.source_url, record.key)
+            result = await self.downloader.fetch(record.source_url, staged, kind=record.kind)
+            if not result.ok:
+                return await self._refuse(
+                    record, worker, result, result.reason or "verification failed"
+                )
+            self.journal.note_verified(record.segment_id, worker, {"verified": result.as_dict()})
         try:
             stored = await asyncio.to_thread(store_verified, self.backend, record.key, result)
         except StorageError as exc:
@@ -194,6 +200,28 @@ class Archiver:
         log.info("archived %s (%d bytes)", stored["key"], result.size)
         return Outcome(record, "archived", size=result.size, download=result)
 
+    async def _resume_verified(self, record: SegmentRecord, staged: Path) -> DownloadResult | None:
+        """A download an interrupted worker verified, if it can still be used as is.
+
+        Either the staged file is still whole (same SHA-256), or the object it
+        was being stored as is already at the key: both make a new download
+        unnecessary. Anything less and the caller downloads again.
+        """
+        noted = (record.result or {}).get("verified")
+        if not noted or not noted.get("ok"):
+            return None
+        result = _result_from_dict(noted, staged)
+        stat = await asyncio.to_thread(self.backend.stat, record.key)
+        if stat is not None and stat.sha256 == result.sha256:
+            log.info("resuming %s: already stored by an interrupted run", record.key)
+            return result
+        if staged.exists():
+            crc32c, sha256, size = await asyncio.to_thread(hash_file, staged)
+            if (crc32c, sha256, size) == (result.crc32c, result.sha256, result.size):
+                log.info("resuming %s from its verified staged file", record.key)
+                return result
+        return None
+
     async def _refuse(
         self, record: SegmentRecord, worker: str, result: DownloadResult, reason: str
     ) -> Outcome:
@@ -207,6 +235,29 @@ class Archiver:
         )
         log.error("refused %s: %s", record.source_url, reason)
         return Outcome(record, "failed", reason=reason, download=result)
+
+
+def _result_from_dict(data: dict[str, Any], path: Path) -> DownloadResult:
+    """Rebuild a journaled ``DownloadResult.as_dict()`` (times and checks included)."""
+    started = data.get("started_at")
+    return DownloadResult(
+        ok=data["ok"],
+        reason=data.get("reason"),
+        url=data["url"],
+        final_url=data.get("final_url"),
+        path=path,
+        size=data["size"],
+        sha256=data.get("sha256"),
+        crc32c=data.get("crc32c"),
+        md5=data.get("md5"),
+        container=data.get("container"),
+        streams=[StreamSummary(type=s["type"], codec=s["codec"]) for s in data.get("streams", [])],
+        duration_seconds=data.get("duration_seconds"),
+        started_at=datetime.fromisoformat(started) if started else None,
+        attempts=data.get("attempts", 0),
+        bytes_transferred=data.get("bytes_transferred", 0),
+        checks=[Check(**c) for c in data.get("checks", [])],
+    )
 
 
 def summarise(journal: Journal, segment_ids: set[str], outcomes: list[Outcome]) -> RunSummary:

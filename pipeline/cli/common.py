@@ -97,8 +97,12 @@ def open_configured_backend(config: Config, url: str | None = None) -> Backend:
 
 def download_policy(config: Config) -> DownloadPolicy:
     """The download engine's policy from the config."""
+    given = config.download.given()
+    if "concurrency" in given and "per_host" not in given:
+        # A lower overall limit implies a lower per-host one; only an explicit clash is an error.
+        given["per_host"] = min(given["concurrency"], DownloadPolicy().per_host)
     try:
-        return DownloadPolicy(**config.download.given())
+        return DownloadPolicy(**given)
     except (ConfigError, TypeError, ValueError) as exc:
         raise ConfigProblem(f"download: {exc}") from None
 

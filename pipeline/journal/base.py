@@ -127,6 +127,15 @@ class Journal(ABC):
         """Record the outcome of a claimed segment."""
 
     @abstractmethod
+    def note_verified(self, segment_id: str, worker: str, result: dict[str, Any]) -> None:
+        """Remember a claimed segment's verified download before it is stored.
+
+        A worker that dies between storing and ``finish`` leaves this behind,
+        so the next claimant can recognise the stored object (or reuse the
+        staged file) instead of downloading again.
+        """
+
+    @abstractmethod
     def release(self, segment_id: str, worker: str) -> None:
         """Give a claimed segment back (the worker is stopping)."""
 

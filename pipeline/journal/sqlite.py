@@ -309,6 +309,14 @@ class SQLiteJournal(Journal):
             )
         )
 
+    def note_verified(self, segment_id: str, worker: str, result: dict[str, Any]) -> None:
+        self._transaction(
+            lambda db: db.execute(
+                "UPDATE segments SET result = ?, updated_at = ? WHERE segment_id = ? AND owner = ?",
+                (json.dumps(result), _now(), segment_id, worker),
+            )
+        )
+
     def release(self, segment_id: str, worker: str) -> None:
         self._transaction(
             lambda db: db.execute(
