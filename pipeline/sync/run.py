@@ -221,7 +221,12 @@ def sync(
         job.progress.planned(len(plan.steps), sum(s.size for s in transfers))
 
         segments = [s for s in plan.steps if not s.is_manifest and s.action is not Action.DELETE]
-        job.run_all(segments, lambda s: _segment_step(job, s))
+        # Only copies touch a backend; the rest are recorded without a trip through the pool.
+        copies = [s for s in segments if s.action in (Action.COPY, Action.REPLACE)]
+        for step in segments:
+            if step.action not in (Action.COPY, Action.REPLACE):
+                job.record(step, _segment_step(job, step))
+        job.run_all(copies, lambda s: _segment_step(job, s))
 
         manifests = [s for s in plan.steps if s.is_manifest]
         for step in manifests:
@@ -229,9 +234,9 @@ def sync(
                 job.manifest_kept.add(step.session)
                 outcome = Outcome.CONFLICT if step.action is Action.CONFLICT else Outcome.KEPT
                 job.record(step, _item(step, outcome))
-        live = [
-            s for s in manifests if s.action not in (Action.CONFLICT, Action.KEEP, Action.DELETE)
-        ]
+            elif step.action is Action.SKIP:
+                job.record(step, _item(step, Outcome.SKIPPED))
+        live = [s for s in manifests if s.action in (Action.COPY, Action.REPLACE, Action.REVIEW)]
         job.run_all(live, lambda s: _manifest_step(job, s, plan))
 
         # A manifest goes before the segments it names.
