@@ -27,8 +27,13 @@ DEMO_PORT = 47470
     show_default=True,
     help="Where the demo writes its recordings, webhooks, archive and journal.",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Live mode: start/stop recordings through the API and archive them as signed webhooks arrive.",
+)
 @translate_errors
-def demo(out_dir: Path) -> None:
+def demo(out_dir: Path, live: bool) -> None:
     """Archive a made-up meeting served by a local stand-in of the recording service.
 
     The stand-in generates real WebM segments for a few participants (some
@@ -37,6 +42,10 @@ def demo(out_dir: Path) -> None:
     failing. They go through the same pipeline as ``archive`` into
     OUT/archive; running the demo again archives nothing new.
     """
+    if live:
+        from .live_demo import run_live_demo
+
+        sys.exit(run_live_demo(out_dir))
     out_dir = out_dir.resolve()
     source_root = out_dir / "service"
     meeting = generate_meeting(source_root)
