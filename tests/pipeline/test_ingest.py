@@ -47,7 +47,7 @@ def test_a_bad_line_is_named_and_its_neighbours_survive(tmp_path):
 
 def test_stdin_is_read(monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(STOPPED)))
-    records, errors = _records(read_sources(["-"]))
+    records, _ = _records(read_sources(["-"]))
     assert len(records) == 1 and records[0].source == "<stdin>"
 
 
