@@ -27,6 +27,7 @@ from pipeline.download.result import DownloadResult, StreamSummary
 from pipeline.download.retry import RetryBudget
 from pipeline.download.safety import Resolver, SafetyRules, system_resolver
 from pipeline.download.source_checksum import compare
+from pipeline.download.wire import wide_read_transport
 
 USER_AGENT = "track-archive/0.1"
 
@@ -61,12 +62,16 @@ class Downloader:
         self._resolver: Resolver = resolver or system_resolver
         self._client: httpx.AsyncClient | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._verify_slots: asyncio.Semaphore | None = None
         self._host_slots: dict[str, asyncio.Semaphore] = {}
 
     async def __aenter__(self) -> Downloader:
         policy = self.policy
+        limits = httpx.Limits(
+            max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency
+        )
         self._client = httpx.AsyncClient(
-            transport=self._transport,
+            transport=self._transport or wide_read_transport(limits),
             timeout=httpx.Timeout(
                 connect=policy.connect_timeout,
                 read=policy.read_timeout,
@@ -74,9 +79,7 @@ class Downloader:
                 # The semaphores already bound requests to the pool's size.
                 pool=None,
             ),
-            limits=httpx.Limits(
-                max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency
-            ),
+            limits=limits,
             follow_redirects=False,
             # No proxies or .netrc credentials from the environment: pinning and "no
             # credentials ever sent" must hold whatever the environment says.
@@ -85,6 +88,7 @@ class Downloader:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         )
         self._slots = asyncio.Semaphore(policy.concurrency)
+        self._verify_slots = asyncio.Semaphore(policy.concurrency)
         return self
 
     async def __aexit__(
@@ -117,7 +121,7 @@ class Downloader:
         ``dest`` is a staging path owned by the caller: it is created or replaced, and
         on failure it keeps whatever was staged so the caller can quarantine it.
         """
-        if self._client is None or self._slots is None:
+        if self._client is None or self._slots is None or self._verify_slots is None:
             raise RuntimeError("use the Downloader inside 'async with'")
         dest = Path(dest)
         try:
@@ -144,36 +148,38 @@ class Downloader:
                 checks, failure = await self._download(transfer)
             finally:
                 await transfer.close()
-            result = DownloadResult(
-                ok=False,
-                reason=failure,
-                url=url,
-                final_url=transfer.final_url,
-                path=dest,
-                size=transfer.offset,
-                sha256=transfer.digests.sha256_hex(),
-                crc32c=transfer.digests.crc32c_b64(),
-                md5=transfer.digests.md5_hex(),
-                attempts=transfer.requests,
-                bytes_transferred=transfer.bytes_transferred,
-                checks=checks,
-            )
-            if failure is None:
+        result = DownloadResult(
+            ok=False,
+            reason=failure,
+            url=url,
+            final_url=transfer.final_url,
+            path=dest,
+            size=transfer.offset,
+            sha256=transfer.digests.sha256_hex(),
+            crc32c=transfer.digests.crc32c_b64(),
+            md5=transfer.digests.md5_hex(),
+            attempts=transfer.requests,
+            bytes_transferred=transfer.bytes_transferred,
+            checks=checks,
+        )
+        if failure is None:
+            # Demuxing needs no connection: the slot goes to the next download meanwhile.
+            async with self._verify_slots:
                 await self._verify_media(result, kind, expected_duration)
-                if expected_size is not None:
-                    result.checks.append(
-                        Check(
-                            "expected_size",
-                            result.size == expected_size,
-                            expected_size,
-                            result.size,
-                            "bytes",
-                        )
+            if expected_size is not None:
+                result.checks.append(
+                    Check(
+                        "expected_size",
+                        result.size == expected_size,
+                        expected_size,
+                        result.size,
+                        "bytes",
                     )
-                failed = first_failure(result.checks)
-                result.ok = failed is None
-                result.reason = None if failed is None else failed.describe()
-            return result
+                )
+            failed = first_failure(result.checks)
+            result.ok = failed is None
+            result.reason = None if failed is None else failed.describe()
+        return result
 
     async def _download(self, transfer: Transfer) -> tuple[list[Check], str | None]:
         """Transfer and check bytes (length, source checksum); at most one re-download."""
