@@ -1,22 +1,16 @@
-"""The ``track-archive`` command line: a thin layer over the library."""
+"""The ``track-archive`` command line: a thin layer over the library.
+
+Each module builds library objects, calls one function, and turns the
+library's errors into clear messages and exit codes (see ``common``).
+"""
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from . import archive_cmd, demo_cmd, manifest_cmd, recording_cmd, serve_cmd, sync_cmds
 
-#: Modules contributing commands, each exposing ``commands``; optional ones may be absent.
-_COMMAND_MODULES = (
-    "archive_cmd",
-    "manifest_cmd",
-    "demo_cmd",
-    "serve_cmd",
-    "recording_cmd",
-    "sync_cmds",
-)
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -25,16 +19,6 @@ def main() -> None:
     """Archive VideoSDK participant track recordings: verified, organised, never overwritten."""
 
 
-def _register() -> None:
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue
-            raise
-        for command in getattr(module, "commands", []):
-            main.add_command(command)
-
-
-_register()
+for _module in (archive_cmd, manifest_cmd, demo_cmd, serve_cmd, recording_cmd, sync_cmds):
+    for _command in _module.commands:
+        main.add_command(_command)
