@@ -233,7 +233,7 @@ class Archiver:
             result={"quarantine": str(kept) if kept else None, "download": result.as_dict()},
             error=reason,
         )
-        log.error("refused %s: %s", record.source_url, reason)
+        log.error("not archived: %s (%s)", record.key, reason)
         return Outcome(record, "failed", reason=reason, download=result)
 
 
