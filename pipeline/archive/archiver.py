@@ -137,7 +137,7 @@ class Archiver:
 
     async def run(self, *, concurrency: int, stop: asyncio.Event | None = None) -> list[Outcome]:
         """Work until no segment is pending (or ``stop`` is set); then update manifests."""
-        self.expand_pending()
+        await asyncio.to_thread(self.expand_pending)
         outcomes: list[Outcome] = []
         workers = [
             asyncio.create_task(self._worker(f"{worker_name()}:{n}", outcomes, stop))
@@ -157,7 +157,11 @@ class Archiver:
 
     async def _worker(self, name: str, outcomes: list[Outcome], stop: asyncio.Event | None) -> None:
         while stop is None or not stop.is_set():
-            record = self.journal.claim(name, lease_seconds=self.lease_seconds)
+            # Journal commits are synced to disk: keep them off the event loop, which
+            # may also be answering webhooks.
+            record = await asyncio.to_thread(
+                self.journal.claim, name, lease_seconds=self.lease_seconds
+            )
             if record is None:
                 return
             try:
@@ -181,13 +185,20 @@ class Archiver:
                 return await self._refuse(
                     record, worker, result, result.reason or "verification failed"
                 )
-            self.journal.note_verified(record.segment_id, worker, {"verified": result.as_dict()})
+            await asyncio.to_thread(
+                self.journal.note_verified,
+                record.segment_id,
+                worker,
+                {"verified": result.as_dict()},
+            )
         try:
             stored = await asyncio.to_thread(store_verified, self.backend, record.key, result)
         except StorageError as exc:
             return await self._refuse(record, worker, result, f"storage: {exc}")
         staged.unlink(missing_ok=True)
-        self.journal.finish(record.segment_id, worker, SegmentState.DONE, result=stored)
+        await asyncio.to_thread(
+            self.journal.finish, record.segment_id, worker, SegmentState.DONE, result=stored
+        )
         if stored.get("conflict_with"):
             log.warning(
                 "segment %s stored at %s (different content already at its key)",
@@ -226,7 +237,8 @@ class Archiver:
         self, record: SegmentRecord, worker: str, result: DownloadResult, reason: str
     ) -> Outcome:
         kept = await asyncio.to_thread(quarantine, self.quarantine_dir, record.key, result)
-        self.journal.finish(
+        await asyncio.to_thread(
+            self.journal.finish,
             record.segment_id,
             worker,
             SegmentState.FAILED,
