@@ -60,6 +60,9 @@ class Hasher:
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         """Add the next chunk."""
+        if not isinstance(data, bytes):
+            # google-crc32c's C extension accepts only bytes.
+            data = bytes(data)
         self._crc.update(data)
         if self._sha is not None:
             self._sha.update(data)
@@ -88,9 +91,7 @@ def hash_bytes(data: bytes) -> tuple[str, str]:
 def hash_file(path: Path | str, *, chunk_size: int = CHUNK_SIZE) -> tuple[str, str, int]:
     """Return ``(crc32c_b64, sha256_hex, size)`` of a local file, read in chunks."""
     hasher = Hasher()
-    buffer = bytearray(chunk_size)
-    view = memoryview(buffer)
     with open(path, "rb") as file:
-        while count := file.readinto(buffer):
-            hasher.update(view[:count])
+        while chunk := file.read(chunk_size):
+            hasher.update(chunk)
     return hasher.crc32c, hasher.sha256, hasher.size

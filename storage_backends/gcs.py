@@ -312,11 +312,12 @@ class GCSBackend(Backend):
 
     def _download(self, blob: storage.Blob, out: BinaryIO, key: str, action: str) -> Hasher:
         stat = self._stat_of(key, blob)
+        generation = blob.generation
         writer = _HashingWriter(out, Hasher(sha256=stat.crc32c is None))
         try:
             blob.download_to_file(
                 writer,
-                if_generation_match=blob.generation,
+                if_generation_match=generation,
                 checksum=None,  # we hash ourselves, against the stored crc32c
                 retry=self._retry,
                 timeout=self._options.timeout,
@@ -333,9 +334,11 @@ class GCSBackend(Backend):
     def get_file(self, key: str, dest: Path) -> ObjectStat:
         """Download to ``dest`` via a temp file, checking size and CRC32C."""
         blob = self._blob(key, "get_file")
+        # Taken before the download, which may refresh the blob from response headers.
+        stat = self._stat_of(key, blob)
         with atomic_output(dest) as out:
             self._download(blob, out, key, "get_file")
-        return self._stat_of(key, blob)
+        return stat
 
     def get_bytes(
         self, key: str, *, max_size: int = DEFAULT_MAX_SMALL_OBJECT
@@ -348,9 +351,10 @@ class GCSBackend(Backend):
                 backend=self._url,
                 key=key,
             )
+        stat = self._stat_of(key, blob)
         buffer = io.BytesIO()
         self._download(blob, cast(BinaryIO, buffer), key, "get_bytes")
-        return buffer.getvalue(), self._stat_of(key, blob)
+        return buffer.getvalue(), stat
 
     def close(self) -> None:
         """Close the HTTP session."""

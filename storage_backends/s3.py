@@ -16,6 +16,7 @@ has both.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, suppress
@@ -43,6 +44,24 @@ from storage_backends.s3_errors import translate_s3_error
 MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024
 
 
+_SESSIONS: dict[tuple[str | None, str | None], boto3.session.Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _new_client(options: S3Options, config: Config) -> Any:
+    """A client from a shared session: loading the service model once per process
+    makes opening a backend cheap (boto3 sessions are not thread-safe, hence the lock)."""
+    with _SESSIONS_LOCK:
+        session_key = (options.profile, options.region)
+        session = _SESSIONS.get(session_key)
+        if session is None:
+            session = boto3.session.Session(
+                profile_name=options.profile, region_name=options.region
+            )
+            _SESSIONS[session_key] = session
+        return session.client("s3", endpoint_url=options.endpoint_url, config=config)
+
+
 class S3Backend(Backend):
     """Objects under ``s3://bucket/prefix``."""
 
@@ -66,13 +85,8 @@ class S3Backend(Backend):
             else None,
         )
         try:
-            session = boto3.session.Session(
-                profile_name=self._options.profile, region_name=self._options.region
-            )
             # Typed as Any: requests are assembled from optional keyword sets.
-            self._client: Any = session.client(
-                "s3", endpoint_url=self._options.endpoint_url, config=config
-            )
+            self._client: Any = _new_client(self._options, config)
         except (BotoCoreError, ValueError) as exc:
             raise translate_s3_error(exc, backend=self._url, key=None, action="open") from exc
 
@@ -330,7 +344,15 @@ class S3Backend(Backend):
                 **conditions,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, key, "put_bytes") from exc
+            error = self._error(exc, key, "put_bytes")
+            if isinstance(error, ObjectNotFound) and if_version is not None:
+                # S3 answers IfMatch on a missing object with 404: the swap lost.
+                raise PreconditionFailed(
+                    "compare-and-swap write: the object no longer exists",
+                    backend=self._url,
+                    key=key,
+                ) from exc
+            raise error from exc
         stat = self.stat(key)
         if stat is not None and stat.version == response["ETag"]:
             return stat
