@@ -21,12 +21,15 @@ from ..journal import SQLiteJournal
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
+    allow_origin_option,
     backend_option,
     config_option,
     download_policy,
+    json_option,
     load,
     open_configured_backend,
     setup_logging,
+    state_option,
     translate_errors,
 )
 from .progress import RunProgress
@@ -103,21 +106,10 @@ async def _archive(
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @config_option
 @backend_option
-@click.option(
-    "--allow-origin",
-    "allow_origins",
-    multiple=True,
-    metavar="ORIGIN",
-    help="Trust this origin for fileUrls (repeatable); replaces the configured list.",
-)
-@click.option(
-    "--state",
-    "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The journal file (default from config: .track-archive/journal.sqlite3).",
-)
+@allow_origin_option
+@state_option
 @click.option("--concurrency", type=click.IntRange(min=1), help="Segments downloaded at once.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary document on stdout.")
+@json_option
 @translate_errors
 def archive(
     sources: tuple[str, ...],

@@ -66,6 +66,34 @@ def backend_option(func: F) -> F:
     )(func)
 
 
+def allow_origin_option(func: F) -> F:
+    """``--allow-origin ORIGIN`` (repeatable): replaces download.allowed_origins."""
+    return click.option(
+        "--allow-origin",
+        "allow_origins",
+        multiple=True,
+        metavar="ORIGIN",
+        help="Trust this origin for fileUrls (repeatable); replaces the configured list.",
+    )(func)
+
+
+def state_option(func: F) -> F:
+    """``--state PATH``: the journal file."""
+    return click.option(
+        "--state",
+        "state_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The journal file (default from config: .track-archive/journal.sqlite3).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    """``--json``: one JSON summary document on stdout."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON summary document on stdout."
+    )(func)
+
+
 def load(config_path: Path | None, **overrides: Any) -> Config:
     """Load the config once and apply command-line overrides (exit 2 when invalid)."""
     try:

@@ -24,12 +24,15 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     ConfigProblem,
+    allow_origin_option,
     backend_option,
     config_option,
     download_policy,
+    json_option,
     load,
     open_configured_backend,
     setup_logging,
+    state_option,
     translate_errors,
 )
 from .serve_cmd import TOKEN_ENV, api_base_option, resolve_api_base
@@ -179,20 +182,9 @@ def _print(summary: ReconcileSummary) -> None:
 @config_option
 @backend_option
 @api_base_option
-@click.option(
-    "--allow-origin",
-    "allow_origins",
-    multiple=True,
-    metavar="ORIGIN",
-    help="Trust this origin for fileUrls (repeatable); replaces the configured list.",
-)
-@click.option(
-    "--state",
-    "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The journal file (default from config: .track-archive/journal.sqlite3).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary document on stdout.")
+@allow_origin_option
+@state_option
+@json_option
 @translate_errors
 def reconcile(
     room: str | None,

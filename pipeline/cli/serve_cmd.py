@@ -15,12 +15,14 @@ from ..live.runner import serve_forever
 from ..live.signature import public_key_pem
 from .common import (
     ConfigProblem,
+    allow_origin_option,
     backend_option,
     config_option,
     download_policy,
     load,
     open_configured_backend,
     setup_logging,
+    state_option,
     translate_errors,
 )
 
@@ -67,19 +69,8 @@ def verifier_for(config: Config, no_verify: bool) -> SignatureVerifier | None:
 @backend_option
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8080).")
-@click.option(
-    "--state",
-    "state_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The journal file (default from config: .track-archive/journal.sqlite3).",
-)
-@click.option(
-    "--allow-origin",
-    "allow_origins",
-    multiple=True,
-    metavar="ORIGIN",
-    help="Trust this origin for fileUrls (repeatable); replaces the configured list.",
-)
+@state_option
+@allow_origin_option
 @click.option(
     "--public-key",
     "public_key",

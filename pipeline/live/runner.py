@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Literal
 
 import uvicorn
 from starlette.applications import Starlette
@@ -15,14 +16,19 @@ GRACEFUL_SHUTDOWN = 5
 
 
 def uvicorn_config(
-    app: Starlette, *, host: str, port: int, access_log: bool = False
+    app: Starlette,
+    *,
+    host: str,
+    port: int,
+    access_log: bool = False,
+    lifespan: Literal["on", "off"] = "on",
 ) -> uvicorn.Config:
     """uvicorn settings for the receiver: lifespan on (it runs the workers)."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        lifespan="on",
+        lifespan=lifespan,
         log_level="warning",
         access_log=access_log,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
@@ -40,14 +46,34 @@ def serve_forever(app: Starlette, *, host: str, port: int) -> None:
 
 
 class ServerThread:
-    """Run the receiver in a thread on loopback; ``with`` starts it and stops it."""
+    """Run an ASGI app under uvicorn in a thread on loopback; ``with`` starts and stops it.
 
-    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    ``port`` 0 picks a free port; a busy port falls back to a free one when
+    ``fallback`` is set. ``lifespan`` is "on" for the receiver (it runs the workers).
+    """
+
+    def __init__(
+        self,
+        app: Starlette,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fallback: bool = False,
+        lifespan: Literal["on", "off"] = "on",
+    ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        try:
+            self._sock.bind((host, port))
+        except OSError:
+            if not fallback:
+                self._sock.close()
+                raise
+            self._sock.bind((host, 0))
         self.host, self.port = self._sock.getsockname()[:2]
-        self._server = uvicorn.Server(uvicorn_config(app, host=host, port=self.port))
+        self._server = uvicorn.Server(
+            uvicorn_config(app, host=host, port=self.port, lifespan=lifespan)
+        )
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
@@ -64,7 +90,7 @@ class ServerThread:
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 self.stop()
-                raise RuntimeError("the receiver did not start")
+                raise RuntimeError(f"the server on {self.url} did not start")
             time.sleep(0.01)
         return self
 
