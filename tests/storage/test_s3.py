@@ -1,0 +1,182 @@
+"""S3 specifics against moto: races the server decides, pagination, error translation."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storage_backends import (
+    BackendConfigError,
+    BackendOptions,
+    BackendUnavailable,
+    IntegrityError,
+    PreconditionFailed,
+    S3Options,
+    hash_file,
+    open_backend,
+)
+from storage_backends.s3 import S3Backend
+from tests.fixtures.backends import StorageTarget
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def s3_target(make_storage_target) -> StorageTarget:  # type: ignore[no-untyped-def]
+    return make_storage_target("s3")
+
+
+@pytest.fixture
+def s3(s3_target: StorageTarget, backend_factory) -> S3Backend:  # type: ignore[no-untyped-def]
+    backend = backend_factory(s3_target)
+    assert isinstance(backend, S3Backend)
+    return backend
+
+
+def _file(tmp_path: Path, name: str, data: bytes) -> tuple[Path, str, str]:
+    path = tmp_path / name
+    path.write_bytes(data)
+    crc, sha, _ = hash_file(path)
+    return path, crc, sha
+
+
+def test_create_race_after_the_precheck_is_decided_by_the_server(
+    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another writer lands between our HEAD pre-check and our PUT: the
+    # conditional PUT (IfNoneMatch='*', which moto enforces) must lose.
+    ours, crc, sha = _file(tmp_path, "ours", b"our segment")
+    real_precheck = s3._refuse_existing
+
+    def precheck_then_rival_writes(key: str) -> None:
+        real_precheck(key)
+        s3.client.put_object(Bucket=s3_target_bucket(s3), Key=f"archive/{key}", Body=b"rival")
+
+    monkeypatch.setattr(s3, "_refuse_existing", precheck_then_rival_writes)
+    with pytest.raises(PreconditionFailed):
+        s3.put_file("seg", ours, crc32c=crc, sha256=sha, if_absent=True)
+    assert s3.get_bytes("seg")[0] == b"rival"
+
+
+def test_multipart_create_race_is_refused_at_completion(
+    s3_target: StorageTarget, backend_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    s3 = backend_factory(
+        s3_target.with_options(s3={"multipart_threshold": MiB, "part_size": 5 * MiB})
+    )
+    big, crc, sha = _file(tmp_path, "big", os.urandom(6 * MiB))
+    real_upload_parts = s3._upload_parts
+
+    def parts_then_rival_writes(*args: Any) -> Any:
+        result = real_upload_parts(*args)
+        s3.client.put_object(Bucket=s3_target_bucket(s3), Key="archive/seg", Body=b"rival")
+        return result
+
+    monkeypatch.setattr(s3, "_upload_parts", parts_then_rival_writes)
+    with pytest.raises(PreconditionFailed):
+        s3.put_file("seg", big, crc32c=crc, sha256=sha, if_absent=True)
+    assert s3.get_bytes("seg")[0] == b"rival"
+    uploads = s3.client.list_multipart_uploads(Bucket=s3_target_bucket(s3))
+    assert uploads.get("Uploads", []) == []  # the refused upload was aborted
+
+
+def test_multipart_object_carries_a_full_object_crc32c(
+    s3_target: StorageTarget, backend_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    s3 = backend_factory(
+        s3_target.with_options(s3={"multipart_threshold": MiB, "part_size": 5 * MiB})
+    )
+    big, crc, sha = _file(tmp_path, "big", os.urandom(11 * MiB))
+    s3.put_file("seg", big, crc32c=crc, sha256=sha)
+    head = s3.client.head_object(
+        Bucket=s3_target_bucket(s3), Key="archive/seg", ChecksumMode="ENABLED"
+    )
+    # moto computes FULL_OBJECT checksums from the bytes it assembled, so this
+    # is a real server-side confirmation of the whole file.
+    assert head["ChecksumType"] == "FULL_OBJECT" and head["ChecksumCRC32C"] == crc
+    assert head["ETag"].endswith('-3"')  # three parts of at most 5 MiB
+    assert head["Metadata"]["sha256"] == sha
+
+
+def test_stored_checksum_mismatch_after_upload_removes_the_object(
+    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto stores whatever CRC32C a client claims on PutObject and never
+    # rejects a mismatch (real S3 answers BadDigest). To show what happens when
+    # a service reports stored bytes that differ, the stat our upload check
+    # reads is altered at our boundary.
+    path, crc, sha = _file(tmp_path, "seg", b"segment bytes")
+    real_stat = s3.stat
+
+    def stat_reporting_other_bytes(key: str):  # type: ignore[no-untyped-def]
+        stat = real_stat(key)
+        return None if stat is None else type(stat)(**{**_fields(stat), "crc32c": "AAAAAA=="})
+
+    monkeypatch.setattr(s3, "stat", stat_reporting_other_bytes)
+    with pytest.raises(IntegrityError, match="object removed"):
+        s3.put_file("seg", path, crc32c=crc, sha256=sha)
+    monkeypatch.undo()
+    assert s3.stat("seg") is None
+
+
+def test_listing_pages_lazily_and_omits_checksums(
+    s3_target: StorageTarget, backend_factory
+) -> None:  # type: ignore[no-untyped-def]
+    s3 = backend_factory(s3_target.with_options(s3={"list_page_size": 10}))
+    s3_target.seed([f"k/{i:03d}" for i in range(94)])
+    s3.put_bytes("k/zzz", b"written through the backend")
+    calls: list[str] = []
+    s3.client.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: calls.append("list"))
+
+    listing = s3.list("k/")
+    next(listing)
+    assert len(calls) == 1  # one page fetched for the first key, not all ten
+    rest = list(listing)
+    assert len(rest) == 94 and len(calls) == 10
+    assert all(item.crc32c is None and item.sha256 is None for item in rest)
+    # ListObjectsV2 carries no checksum values; stat (HeadObject) does.
+    assert rest[-1].key == "k/zzz" and rest[-1].crc32c is None
+    full = s3.stat("k/zzz")
+    assert full is not None and full.crc32c is not None and full.sha256 is not None
+
+
+def test_missing_bucket_is_a_configuration_error(s3_target: StorageTarget) -> None:
+    options = s3_target.options
+    with (
+        open_backend("s3://no-such-bucket-here/archive", options) as backend,
+        pytest.raises(BackendConfigError) as caught,
+    ):
+        backend.put_bytes("k", b"x")
+    assert "s3://no-such-bucket-here/archive" in str(caught.value) and "'k'" in str(caught.value)
+
+
+def test_unreachable_endpoint_is_unavailable_after_sdk_retries(_aws_test_env: None) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = BackendOptions(
+        s3=S3Options(
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region="us-east-1",
+            max_attempts=2,
+            connect_timeout=1,
+        )
+    )
+    with (
+        open_backend("s3://bucket", options) as backend,
+        pytest.raises(BackendUnavailable) as caught,
+    ):
+        backend.stat("k")
+    assert "testing" not in str(caught.value)  # the access key never appears
+
+
+def s3_target_bucket(backend: S3Backend) -> str:
+    return backend.url.removeprefix("s3://").split("/")[0]
+
+
+def _fields(stat: Any) -> dict[str, Any]:
+    return {name: getattr(stat, name) for name in stat.__dataclass_fields__}
