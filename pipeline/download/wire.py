@@ -96,10 +96,12 @@ def wide_read_transport(
     is replaced by an equal one that has it. Should a later httpx lay out its transport
     differently, its own pool is kept: slower, never wrong.
     """
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    # One TLS context for both pools: loading the CA bundle is the costliest part of setup.
+    tls = httpx.create_ssl_context(trust_env=False)
+    transport = httpx.AsyncHTTPTransport(verify=tls, limits=limits, trust_env=False)
     if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=tls,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
