@@ -29,7 +29,8 @@ def _by_status(
     if status == 412:
         return PreconditionFailed(detail, backend=backend, key=key)
     if status == 404:
-        if writing or "bucket" in lowered:
+        # Object names may contain "bucket"; only GCS's own wording marks a missing bucket.
+        if writing or "bucket does not exist" in lowered:
             return BackendConfigError(
                 detail + " (does the bucket exist?)", backend=backend, key=key
             )
