@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -39,6 +38,7 @@ from storage_backends.errors import (
 from storage_backends.keys import validate_key, validate_prefix
 from storage_backends.options import S3Options
 from storage_backends.s3_errors import translate_s3_error
+from storage_backends.s3_multipart import upload_parts
 
 #: CopyObject copies at most 5 GiB in one request.
 MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024
@@ -234,45 +234,15 @@ class S3Backend(Backend):
     def _upload_parts(
         self, full: str, upload_id: str, source: BinaryIO
     ) -> tuple[list[dict[str, Any]], Hasher]:
-        """Read parts in order, upload up to ``max_concurrency`` at once.
-
-        At most ``max_concurrency`` parts are in flight plus the one being read,
-        which bounds memory to ``part_size * (max_concurrency + 1)``.
-        """
-        whole = Hasher(sha256=False)
-        done: list[dict[str, Any]] = []
-        pending: set[Future[dict[str, Any]]] = set()
-        with ThreadPoolExecutor(max_workers=self._options.max_concurrency) as pool:
-            try:
-                number = 0
-                while chunk := source.read(self._options.part_size):
-                    number += 1
-                    whole.update(chunk)
-                    pending.add(pool.submit(self._upload_part, full, upload_id, number, chunk))
-                    del chunk
-                    if len(pending) >= self._options.max_concurrency:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        done.extend(future.result() for future in finished)
-                done.extend(future.result() for future in pending)
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
-        done.sort(key=lambda part: part["PartNumber"])
-        return done, whole
-
-    def _upload_part(self, full: str, upload_id: str, number: int, chunk: bytes) -> dict[str, Any]:
-        part_crc, _ = hash_bytes(chunk)
-        response = self._client.upload_part(
-            Bucket=self._bucket,
-            Key=full,
-            UploadId=upload_id,
-            PartNumber=number,
-            Body=chunk,
-            ChecksumAlgorithm="CRC32C",
-            ChecksumCRC32C=part_crc,
+        return upload_parts(
+            self._client,
+            bucket=self._bucket,
+            key=full,
+            upload_id=upload_id,
+            source=source,
+            part_size=self._options.part_size,
+            max_concurrency=self._options.max_concurrency,
         )
-        return {"PartNumber": number, "ETag": response["ETag"], "ChecksumCRC32C": part_crc}
 
     def _verify_stored(
         self, key: str, etag: str, size: int, crc32c: str, sent: Hasher
