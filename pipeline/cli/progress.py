@@ -1,15 +1,16 @@
-"""A rich progress bar for files and bytes, drawn only on a terminal."""
+"""A rich progress bar for segments and bytes, drawn only on a terminal."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich import filesize
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -25,7 +26,8 @@ class RunProgress:
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self._progress: Progress | None = None
-        self._files = self._bytes = None
+        self._task: TaskID | None = None
+        self._bytes = 0
 
     def start(self, journal: Journal) -> None:
         """Begin drawing, sized by the segments waiting in the journal."""
@@ -34,24 +36,22 @@ class RunProgress:
         counts = journal.counts()
         total = counts.get("pending", 0) + counts.get("active", 0)
         self._progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("segments"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("{task.fields[size]} archived"),
             TimeElapsedColumn(),
             console=Console(stderr=True),
-            transient=False,
         )
-        self._files = self._progress.add_task("segments", total=total)  # type: ignore[assignment]  # rich TaskID is an int
-        self._bytes = self._progress.add_task("bytes", total=None)  # type: ignore[assignment]  # as above
-        self._progress.columns = (*self._progress.columns, DownloadColumn())
+        self._task = self._progress.add_task("segments", total=total, size=filesize.decimal(0))
         self._progress.start()
 
     def advance(self, outcome: Outcome) -> None:
-        """One segment finished."""
-        if self._progress is None or self._files is None or self._bytes is None:
+        """One segment finished (archived, skipped or failed)."""
+        if self._progress is None or self._task is None:
             return
-        self._progress.advance(self._files)
-        self._progress.advance(self._bytes, outcome.size)
+        self._bytes += outcome.size
+        self._progress.update(self._task, advance=1, size=filesize.decimal(self._bytes))
 
     def stop(self) -> None:
         """Stop drawing and leave the final state on screen."""
