@@ -28,6 +28,7 @@ class StagingFile:
         self.offset = 0
         self._file: Any = None
         self._in_flight: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
 
     async def open(self) -> None:
         """Create (or empty) the staging file."""
@@ -54,6 +55,9 @@ class StagingFile:
     async def submit(self, batch: list[bytes]) -> None:
         """Queue ``batch`` to be written and hashed; waits while the previous one is in flight."""
         await self.drain()
+        if self._failed is not None:
+            # A batch that failed half-way left the file unlike the digests: add nothing after it.
+            raise self._failed
         self._in_flight = asyncio.create_task(self._absorb(batch))
 
     async def drain(self) -> None:
@@ -72,6 +76,8 @@ class StagingFile:
         finally:
             if task.done():
                 self._in_flight = None
+                if not task.cancelled() and task.exception() is not None:
+                    self._failed = task.exception()
 
     async def _absorb(self, batch: list[bytes]) -> None:
         await asyncio.gather(
