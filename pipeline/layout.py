@@ -1,22 +1,29 @@
 """Where each segment goes: ``sessionId/participantId/kind/filename``.
 
-IDs arrive in webhooks anyone can send. A component is percent-encoded
-(UTF-8, everything outside ``A-Z a-z 0-9 - . _ ~``), so the mapping is
-reversible and two different IDs never share a key; nothing is dropped.
-Components that are empty, ``.`` or ``..`` are refused outright.
+IDs arrive in webhooks anyone can send. Characters a key cannot safely hold
+are percent-encoded (their UTF-8 bytes): the separators ``/`` and ``\\``, ``%``
+itself (so decoding is unambiguous), characters shells, URLs and file systems
+treat specially, white space, and every control, format, private-use or
+unassigned code point. Other Unicode letters stay as they are, so a name in
+any script stays readable and short. The mapping is reversible and two
+different IDs never share a key; nothing is dropped. Components that are
+empty, ``.`` or ``..``, or that are not valid Unicode, are refused.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import quote, unquote
 
 from .errors import UnsafeIdentifier
 
 MANIFEST_NAME = "manifest.json"
-#: Keys stay well under the backends' 1024-byte limit with room for a conflict suffix.
-MAX_COMPONENT_BYTES = 240
-_SAFE = "-._~"
+#: A file name on local disk holds 255 bytes; leave room for a conflict suffix.
+MAX_COMPONENT_BYTES = 230
+_ALWAYS_ENCODED = frozenset('/\\%#?*:"<>|')
+#: Unicode categories encoded: controls, format, surrogates, private use, unassigned, separators.
+_ENCODED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _CONFLICT_SUFFIX = re.compile(r"\.conflict-[0-9a-f]{12}$")
 
 
@@ -24,12 +31,20 @@ def encode_component(value: str, *, what: str) -> str:
     """Turn one identifier into a safe key component, or raise ``UnsafeIdentifier``."""
     if value in ("", ".", ".."):
         raise UnsafeIdentifier(f"{what} {value!r} cannot be used as a path component")
-    encoded = quote(value, safe=_SAFE)
+    if any(unicodedata.category(c) == "Cs" for c in value):
+        raise UnsafeIdentifier(f"{what} {value!r} is not valid Unicode (lone surrogate)")
+    encoded = "".join(_encode_char(c) for c in value)
     if len(encoded.encode()) > MAX_COMPONENT_BYTES:
         raise UnsafeIdentifier(
             f"{what} is too long to be a key component ({len(encoded)} bytes encoded)"
         )
     return encoded
+
+
+def _encode_char(char: str) -> str:
+    if char in _ALWAYS_ENCODED or unicodedata.category(char) in _ENCODED_CATEGORIES:
+        return quote(char, safe="")
+    return char
 
 
 def decode_component(component: str) -> str:

@@ -12,7 +12,10 @@ from pipeline.layout import (
 )
 from storage_backends.keys import validate_key
 
-ids = st.text(min_size=1, max_size=60).filter(lambda s: s not in (".", ".."))
+# Up to 19 characters always fit: even a 4-byte character encoded as %XX%XX%XX%XX is 12 bytes.
+ids = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=19).filter(
+    lambda s: s not in (".", "..")
+)
 
 
 @given(ids)
@@ -51,3 +54,19 @@ def test_conflict_key_keeps_the_extension_and_is_recognisable():
     assert key == "s/p/audio/track.conflict-abababababab.webm"
     assert is_conflict_copy(key)
     assert not is_conflict_copy("s/p/audio/track.webm")
+
+
+def test_percent_and_spaces_are_encoded_so_decoding_is_unambiguous():
+    assert segment_key("s", "50% off", "audio", "f.webm") == "s/50%25%20off/audio/f.webm"
+
+
+def test_names_in_any_script_stay_readable():
+    assert segment_key("s", "José Müller", "audio", "f.webm") == "s/José%20Müller/audio/f.webm"
+    assert encode_component("参加者", what="participantId") == "参加者"
+
+
+def test_lone_surrogates_and_overlong_ids_are_refused():
+    with pytest.raises(UnsafeIdentifier, match="not valid Unicode"):
+        encode_component("a\ud800", what="participantId")
+    with pytest.raises(UnsafeIdentifier, match="too long"):
+        encode_component("x" * 300, what="participantId")
