@@ -14,15 +14,16 @@ import json
 import os
 import stat as stat_mod
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from storage_backends._streams import TEMP_PREFIX, atomic_output, fsync_dir, temp_path_for
+from storage_backends._copy import COPY_CHUNK_SIZE, Digests, advise_sequential, copy_hashed
+from storage_backends._streams import TEMP_PREFIX, fsync_dir, temp_path_for
 from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
-from storage_backends.checksums import CHUNK_SIZE, Hasher, normalize_crc32c, normalize_sha256
+from storage_backends.checksums import hash_bytes, normalize_crc32c, normalize_sha256
 from storage_backends.errors import (
     BackendConfigError,
     IntegrityError,
@@ -146,35 +147,35 @@ class LocalBackend(Backend):
     # -- writes ------------------------------------------------------------------
 
     def _write_temp(
-        self, dest: Path, chunks: Iterator[bytes | memoryview], attrs: dict[str, Any]
-    ) -> tuple[Path, Hasher]:
+        self, dest: Path, chunks: Iterable[bytes], attrs: dict[str, Any]
+    ) -> tuple[Path, Digests]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path_for(dest)
-        hasher = Hasher()
+        fsync = self._options.fsync
         try:
-            with open(tmp, "xb") as out:
-                for chunk in chunks:
-                    hasher.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                st = os.fstat(out.fileno())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                written = copy_hashed(chunks, fd, sha256=True, start_writeback=fsync)
+                st = os.fstat(fd)
                 self._write_attrs(
-                    out.fileno(),
+                    fd,
                     {
                         **attrs,
-                        "crc32c": hasher.crc32c,
-                        "sha256": hasher.sha256,
+                        "crc32c": written.crc32c,
+                        "sha256": written.sha256,
                         "size": st.st_size,
                         "mtime_ns": st.st_mtime_ns,
                         "version": uuid.uuid4().hex,
                     },
                 )
-                if self._options.fsync:
-                    os.fsync(out.fileno())
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return tmp, hasher
+        return tmp, written
 
     def _commit(
         self, tmp: Path, dest: Path, key: str, *, if_absent: bool, if_version: str | None
@@ -229,17 +230,19 @@ class LocalBackend(Backend):
             )
         attrs = {"metadata": dict(metadata or {}), "content_type": content_type}
         # The caller's own file: its OSError is the caller's, not a storage error.
-        source = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+        # Unbuffered: chunks go from the kernel straight into the bytes we hash.
+        source = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in the finally below
         try:
+            advise_sequential(source.fileno())
             try:
-                tmp, hasher = self._write_temp(dest, _file_chunks(source), attrs)
+                tmp, written = self._write_temp(dest, _file_chunks(source), attrs)
             finally:
                 source.close()
-            if (hasher.crc32c, hasher.sha256) != (crc32c, sha256):
+            if (written.crc32c, written.sha256) != (crc32c, sha256):
                 tmp.unlink(missing_ok=True)
                 raise IntegrityError(
                     f"file {path} does not match the checksums given "
-                    f"(crc32c {hasher.crc32c} != {crc32c} or sha256 differs)",
+                    f"(crc32c {written.crc32c} != {crc32c} or sha256 differs)",
                     backend=self.url,
                     key=key,
                 )
@@ -263,7 +266,7 @@ class LocalBackend(Backend):
         dest = self._path(key)
         attrs = {"metadata": dict(metadata or {}), "content_type": content_type}
         try:
-            tmp, _ = self._write_temp(dest, iter([data]), attrs)
+            tmp, _ = self._write_temp(dest, [data], attrs)
             return self._commit(tmp, dest, key, if_absent=if_absent, if_version=if_version)
         except OSError as exc:
             raise self._error(exc, key, "put_bytes") from exc
@@ -340,16 +343,37 @@ class LocalBackend(Backend):
         return cast(AbstractContextManager[BinaryIO], os.fdopen(fd, "rb"))
 
     def get_file(self, key: str, dest: Path) -> ObjectStat:
-        """Copy the object to ``dest`` via a temp file, checking the stored checksums."""
-        with self.open_read(key) as source:
+        """Copy the object to ``dest`` via a temp file, checking size and stored CRC32C."""
+        path = self._path(key)
+        fsync = self._options.fsync
+        try:
+            source = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb", buffering=0)
+        except OSError as exc:
+            raise self._error(exc, key, "get_file") from exc
+        with source:
             st = os.fstat(source.fileno())
             stat = self._stat_of(key, st, self._read_attrs(source.fileno()))
-            hasher = Hasher()
-            with atomic_output(dest, fsync=self._options.fsync) as out:
-                for chunk in _file_chunks(source):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                self._check_read(stat, hasher)
+            advise_sequential(source.fileno())
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temp_path_for(dest)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                try:
+                    # SHA-256 is not recomputed: the stored CRC32C is what a read checks,
+                    # as for S3 and GCS.
+                    written = copy_hashed(
+                        _file_chunks(source), fd, sha256=False, start_writeback=fsync
+                    )
+                    self._check_read(stat, written.size, written.crc32c)
+                    if fsync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, dest)
+                if fsync:
+                    fsync_dir(dest.parent)
+            finally:
+                tmp.unlink(missing_ok=True)
         return stat
 
     def get_bytes(
@@ -366,13 +390,12 @@ class LocalBackend(Backend):
                     key=key,
                 )
             data = source.read()
-        hasher = Hasher()
-        hasher.update(data)
-        self._check_read(stat, hasher)
+        crc, _ = hash_bytes(data)
+        self._check_read(stat, len(data), crc)
         return data, stat
 
-    def _check_read(self, stat: ObjectStat, hasher: Hasher) -> None:
-        if hasher.size != stat.size or (stat.crc32c is not None and hasher.crc32c != stat.crc32c):
+    def _check_read(self, stat: ObjectStat, size: int, crc32c: str) -> None:
+        if size != stat.size or (stat.crc32c is not None and crc32c != stat.crc32c):
             raise IntegrityError(
                 "bytes read do not match the checksum stored with the object",
                 backend=self.url,
@@ -381,5 +404,5 @@ class LocalBackend(Backend):
 
 
 def _file_chunks(source: BinaryIO) -> Iterator[bytes]:
-    while chunk := source.read(CHUNK_SIZE):
+    while chunk := source.read(COPY_CHUNK_SIZE):
         yield chunk
