@@ -77,13 +77,36 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(directory: Path, *, fsync: bool = True) -> None:
+    """Create ``directory`` and any missing parents.
+
+    With ``fsync`` each new directory's entry is made durable in its parent:
+    fsyncing a file and its own directory does not persist a directory that was
+    created just before, and a crash could then lose the whole subtree.
+    """
+    missing: list[Path] = []
+    current = directory
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:
+            continue  # made by a concurrent writer, who makes it durable
+        if fsync:
+            fsync_dir(new.parent)
+
+
 @contextmanager
 def atomic_output(dest: Path, *, fsync: bool = True) -> Iterator[BinaryIO]:
     """Write to a temp file beside ``dest``; rename onto ``dest`` only if the body succeeds.
 
     On any failure the temp file is removed, so no half-written file remains.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(dest.parent, fsync=fsync)
     tmp = temp_path_for(dest)
     try:
         with open(tmp, "xb") as out:

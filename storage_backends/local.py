@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from storage_backends._copy import COPY_CHUNK_SIZE, Digests, advise_sequential, copy_hashed
-from storage_backends._streams import TEMP_PREFIX, fsync_dir, temp_path_for
+from storage_backends._streams import TEMP_PREFIX, fsync_dir, make_dirs, temp_path_for
 from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
 from storage_backends.checksums import hash_bytes, normalize_crc32c, normalize_sha256
 from storage_backends.errors import (
@@ -149,7 +149,7 @@ class LocalBackend(Backend):
     def _write_temp(
         self, dest: Path, chunks: Iterable[bytes], attrs: dict[str, Any]
     ) -> tuple[Path, Digests]:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(dest.parent, fsync=self._options.fsync)
         tmp = temp_path_for(dest)
         fsync = self._options.fsync
         try:
@@ -354,7 +354,7 @@ class LocalBackend(Backend):
             st = os.fstat(source.fileno())
             stat = self._stat_of(key, st, self._read_attrs(source.fileno()))
             advise_sequential(source.fileno())
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(dest.parent, fsync=self._options.fsync)
             tmp = temp_path_for(dest)
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
