@@ -32,7 +32,7 @@ from storage_backends.errors import (
 from storage_backends.keys import validate_key, validate_prefix
 from storage_backends.options import S3Options
 from storage_backends.s3_errors import translate_s3_error
-from storage_backends.s3_writes import S3Writes
+from storage_backends.s3_writes import S3Writes, whole_object_crc32c
 
 #: CopyObject copies at most 5 GiB in one request.
 MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024
@@ -106,10 +106,7 @@ class S3Backend(S3Writes, Backend):
         return translate_s3_error(exc, backend=self._url, key=key, action=action)
 
     def _stat_from(self, key: str, response: Mapping[str, Any]) -> ObjectStat:
-        crc = response.get("ChecksumCRC32C")
-        # A COMPOSITE checksum ("xxx-N") covers the parts, not the whole file.
-        if crc is not None and (response.get("ChecksumType") == "COMPOSITE" or "-" in crc):
-            crc = None
+        crc = whole_object_crc32c(response)
         metadata = dict(response.get("Metadata") or {})
         return ObjectStat(
             key=key,
@@ -122,8 +119,8 @@ class S3Backend(S3Writes, Backend):
         )
 
     def _refuse_existing(self, key: str) -> None:
-        # A cheap HEAD first spares uploading a large file only to be refused;
-        # the conditional request itself still decides any race.
+        # Before a multipart upload, a cheap HEAD spares uploading every part only
+        # to be refused at completion; the conditional request still decides any race.
         if self.stat(key) is not None:
             raise PreconditionFailed(
                 "create-only write: an object already exists", backend=self._url, key=key

@@ -4,10 +4,21 @@ Integrity: every upload carries the caller's whole-file CRC32C so S3 checks
 the bytes it received (``ChecksumCRC32C``; multipart uploads use per-part
 CRC32C plus a ``FULL_OBJECT`` checksum on completion). Because some
 S3-compatible services store a client's checksum without checking it, the
-bytes handed to botocore are hashed too and the stored object's checksum is
-compared after the upload; on a mismatch the object is deleted and
-``IntegrityError`` raised. The whole-file SHA-256 is stored as metadata
-``sha256``.
+bytes handed to botocore are hashed too and must match the caller's CRC32C.
+The service's answer names the checksum it stored; when that differs, the
+object we wrote is deleted (only our version, ``IfMatch``) and
+``IntegrityError`` raised. Only when the answer names no whole-object
+checksum is the stored object read back with a HEAD. The whole-file SHA-256 is
+stored as metadata ``sha256``.
+
+A verified upload therefore costs one request up to the multipart threshold.
+Its ``ObjectStat`` is built from what the upload itself established; ``updated``
+is the service's ``Last-Modified`` when the answer carries one, else this
+machine's clock when the answer arrived (S3 does not return the time written).
+
+Create-only single-part puts rely on ``IfNoneMatch='*'`` alone: the service
+refuses in that same request. Multipart uploads first look for an existing
+object, which spares uploading every part only to be refused at completion.
 
 ``S3Writes`` is mixed into ``S3Backend``, which supplies the client, the key
 mapping, error translation and ``stat``.
@@ -17,6 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import suppress
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -34,6 +47,25 @@ from storage_backends.errors import (
 from storage_backends.options import S3Options
 from storage_backends.s3_errors import translate_s3_error
 from storage_backends.s3_multipart import upload_parts
+
+
+def whole_object_crc32c(response: Mapping[str, Any]) -> str | None:
+    """The whole-object CRC32C an S3 answer names, or ``None``.
+
+    A ``COMPOSITE`` checksum (``xxx-N``) covers the parts, not the whole file.
+    """
+    crc = response.get("ChecksumCRC32C")
+    if crc is None or response.get("ChecksumType") == "COMPOSITE" or "-" in crc:
+        return None
+    return str(crc)
+
+
+def _written_at(response: Mapping[str, Any]) -> datetime:
+    header = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("last-modified")
+    if header:
+        with suppress(TypeError, ValueError):
+            return parsedate_to_datetime(header)
+    return datetime.now(UTC)
 
 
 class S3Writes:
@@ -69,41 +101,56 @@ class S3Writes:
         full = self._full(key)
         crc32c, sha256 = normalize_crc32c(crc32c), normalize_sha256(sha256)
         size = path.stat().st_size
-        if if_absent:
-            self._refuse_existing(key)
-        extra: dict[str, Any] = {"Metadata": {**(metadata or {}), "sha256": sha256}}
+        meta = {**(metadata or {}), "sha256": sha256}
+        extra: dict[str, Any] = {"Metadata": meta}
         if content_type:
             extra["ContentType"] = content_type
         if if_absent:
             extra["IfNoneMatch"] = "*"
         with open(path, "rb") as source:
             if size <= self._options.multipart_threshold:
-                etag, sent = self._put_single(key, full, source, size, crc32c, extra)
+                response, sent = self._put_single(key, full, source, size, crc32c, extra)
             else:
-                etag, sent = self._put_multipart(key, full, source, crc32c, extra)
-        return self._verify_stored(key, etag, size, crc32c, sent)
+                if if_absent:
+                    self._refuse_existing(key)
+                response, sent = self._put_multipart(key, full, source, crc32c, extra)
+        if sent.crc32c != crc32c or sent.size != size:
+            self._delete_version(key, response["ETag"])
+            raise IntegrityError(
+                f"sent {sent.size} bytes with CRC32C {sent.crc32c}, caller gave {crc32c} "
+                f"of {size} bytes; object removed",
+                backend=self._url,
+                key=key,
+            )
+        return self._confirm_stored(key, response, size, crc32c, meta)
+
+    def _put_object(self, key: str, action: str, **request: Any) -> dict[str, Any]:
+        """One PutObject; every single-request write goes through here."""
+        try:
+            response: dict[str, Any] = self._client.put_object(Bucket=self._bucket, **request)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key, action) from exc
+        return response
 
     def _put_single(
         self, key: str, full: str, source: BinaryIO, size: int, crc32c: str, extra: dict[str, Any]
-    ) -> tuple[str, Hasher]:
+    ) -> tuple[dict[str, Any], Hasher]:
         body = CrcReader(source)
-        try:
-            response = self._client.put_object(
-                Bucket=self._bucket,
-                Key=full,
-                Body=body,
-                ContentLength=size,
-                ChecksumAlgorithm="CRC32C",
-                ChecksumCRC32C=crc32c,
-                **extra,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, key, "put_file") from exc
-        return response["ETag"], body.hasher
+        response = self._put_object(
+            key,
+            "put_file",
+            Key=full,
+            Body=body,
+            ContentLength=size,
+            ChecksumAlgorithm="CRC32C",
+            ChecksumCRC32C=crc32c,
+            **extra,
+        )
+        return response, body.hasher
 
     def _put_multipart(
         self, key: str, full: str, source: BinaryIO, crc32c: str, extra: dict[str, Any]
-    ) -> tuple[str, Hasher]:
+    ) -> tuple[dict[str, Any], Hasher]:
         create_args = {k: v for k, v in extra.items() if k != "IfNoneMatch"}
         try:
             upload_id = self._client.create_multipart_upload(
@@ -128,7 +175,7 @@ class S3Writes:
             complete_args: dict[str, Any] = {}
             if "IfNoneMatch" in extra:
                 complete_args["IfNoneMatch"] = "*"
-            response = self._client.complete_multipart_upload(
+            response: dict[str, Any] = self._client.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=full,
                 UploadId=upload_id,
@@ -146,7 +193,7 @@ class S3Writes:
             if isinstance(exc, ClientError | BotoCoreError):
                 raise self._error(exc, key, "put_file") from exc
             raise
-        return response["ETag"], whole
+        return response, whole
 
     def _upload_parts(
         self, full: str, upload_id: str, source: BinaryIO
@@ -161,28 +208,51 @@ class S3Writes:
             max_concurrency=self._options.max_concurrency,
         )
 
-    def _verify_stored(
-        self, key: str, etag: str, size: int, crc32c: str, sent: Hasher
+    def _confirm_stored(
+        self,
+        key: str,
+        response: Mapping[str, Any],
+        size: int,
+        crc32c: str,
+        metadata: Mapping[str, str],
     ) -> ObjectStat:
-        stat = self.stat(key)
-        mine = stat is not None and stat.version == etag
-        stored_crc = stat.crc32c if stat is not None and mine else crc32c
-        if (
-            sent.crc32c != crc32c
-            or sent.size != size
-            or stored_crc != crc32c
-            or (mine and stat is not None and stat.size != size)
-        ):
+        """Check the checksum the service says it stored; describe the object we wrote."""
+        etag = str(response["ETag"])
+        stored = whole_object_crc32c(response)
+        if stored is None:
+            # The answer does not say what was stored: read it back.
+            return self._verify_stored(key, etag, size, crc32c)
+        if stored != crc32c:
             self._delete_version(key, etag)
             raise IntegrityError(
-                f"stored object does not match: sent CRC32C {sent.crc32c} of {sent.size} bytes, "
-                f"stored {stored_crc}, caller gave {crc32c} of {size} bytes; object removed",
+                f"service stored CRC32C {stored}, caller gave {crc32c}; object removed",
                 backend=self._url,
                 key=key,
             )
-        if stat is None or not mine:  # replaced again already by another writer
+        return ObjectStat(
+            key=key,
+            size=size,
+            crc32c=crc32c,
+            sha256=metadata.get("sha256"),
+            version=etag,
+            updated=_written_at(response),
+            # S3 keeps user metadata names in lower case; say what a stat would.
+            metadata={name.lower(): value for name, value in metadata.items()},
+        )
+
+    def _verify_stored(self, key: str, etag: str, size: int, crc32c: str) -> ObjectStat:
+        stat = self.stat(key)
+        if stat is None or stat.version != etag:  # replaced again already by another writer
             raise PreconditionFailed(
                 "object was replaced right after this upload", backend=self._url, key=key
+            )
+        if stat.size != size or (stat.crc32c is not None and stat.crc32c != crc32c):
+            self._delete_version(key, etag)
+            raise IntegrityError(
+                f"stored object has CRC32C {stat.crc32c} of {stat.size} bytes, "
+                f"caller gave {crc32c} of {size} bytes; object removed",
+                backend=self._url,
+                key=key,
             )
         return stat
 
@@ -220,8 +290,9 @@ class S3Writes:
         if if_version is not None:
             conditions["IfMatch"] = if_version
         try:
-            response = self._client.put_object(
-                Bucket=self._bucket,
+            response = self._put_object(
+                key,
+                "put_bytes",
                 Key=full,
                 Body=data,
                 ContentType=content_type,
@@ -230,20 +301,16 @@ class S3Writes:
                 ChecksumCRC32C=crc32c,
                 **conditions,
             )
-        except (ClientError, BotoCoreError) as exc:
-            error = self._error(exc, key, "put_bytes")
-            if isinstance(error, ObjectNotFound) and if_version is not None:
-                # S3 answers IfMatch on a missing object with 404: the swap lost.
-                raise PreconditionFailed(
-                    "compare-and-swap write: the object no longer exists",
-                    backend=self._url,
-                    key=key,
-                ) from exc
-            raise error from exc
-        stat = self.stat(key)
-        if stat is not None and stat.version == response["ETag"]:
-            return stat
-        return ObjectStat(key, len(data), crc32c, sha256, response["ETag"], None, meta)
+        except ObjectNotFound as exc:
+            if if_version is None:
+                raise
+            # S3 answers IfMatch on a missing object with 404: the swap lost.
+            raise PreconditionFailed(
+                "compare-and-swap write: the object no longer exists",
+                backend=self._url,
+                key=key,
+            ) from exc
+        return self._confirm_stored(key, response, len(data), crc32c, meta)
 
     def delete(self, key: str) -> None:
         """Delete the object; S3 itself does not report absence, so stat first."""

@@ -16,9 +16,11 @@ from storage_backends import (
     IntegrityError,
     PreconditionFailed,
     S3Options,
+    hash_bytes,
     hash_file,
     open_backend,
 )
+from storage_backends.base import ObjectStat
 from storage_backends.s3 import S3Backend
 from tests.fixtures.backends import StorageTarget
 
@@ -44,22 +46,61 @@ def _file(tmp_path: Path, name: str, data: bytes) -> tuple[Path, str, str]:
     return path, crc, sha
 
 
-def test_create_race_after_the_precheck_is_decided_by_the_server(
+def _record_requests(s3: S3Backend) -> list[str]:
+    """Names of the S3 operations the backend's client sends from now on."""
+    calls: list[str] = []
+    s3.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_single_part_put_is_one_verified_request(s3: S3Backend, tmp_path: Path) -> None:
+    # Sync and archive speed hinge on requests per object: the create-only
+    # condition, the server's checksum and the returned stat all come from the
+    # PutObject exchange itself.
+    path, crc, sha = _file(tmp_path, "seg", b"segment bytes")
+    calls = _record_requests(s3)
+    stored = s3.put_file(
+        "seg", path, crc32c=crc, sha256=sha, metadata={"Source": "cdn"}, if_absent=True
+    )
+    assert calls == ["PutObject"]
+
+    head = s3.stat("seg")
+    assert head is not None and stored.updated is not None
+    assert _fields(stored) | {"updated": None} == _fields(head) | {"updated": None}
+    assert head.updated is not None and abs((stored.updated - head.updated).total_seconds()) < 5
+
+
+def test_create_race_before_the_put_is_decided_by_the_server(
     s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Another writer lands between our HEAD pre-check and our PUT: the
-    # conditional PUT (IfNoneMatch='*', which moto enforces) must lose.
+    # Another writer lands just before our PUT: the conditional PUT
+    # (IfNoneMatch='*', which moto enforces) must lose and keep the rival's bytes.
     ours, crc, sha = _file(tmp_path, "ours", b"our segment")
-    real_precheck = s3._refuse_existing
+    real_put = s3._put_object
 
-    def precheck_then_rival_writes(key: str) -> None:
-        real_precheck(key)
+    def rival_writes_then_put(key: str, action: str, **request: Any) -> dict[str, Any]:
         s3.client.put_object(Bucket=s3_target_bucket(s3), Key=f"archive/{key}", Body=b"rival")
+        return real_put(key, action, **request)
 
-    monkeypatch.setattr(s3, "_refuse_existing", precheck_then_rival_writes)
+    monkeypatch.setattr(s3, "_put_object", rival_writes_then_put)
     with pytest.raises(PreconditionFailed):
         s3.put_file("seg", ours, crc32c=crc, sha256=sha, if_absent=True)
     assert s3.get_bytes("seg")[0] == b"rival"
+
+
+def test_multipart_create_only_is_refused_before_uploading_parts(
+    s3_target: StorageTarget, backend_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    s3 = backend_factory(
+        s3_target.with_options(s3={"multipart_threshold": MiB, "part_size": 5 * MiB})
+    )
+    s3.put_bytes("seg", b"first")
+    big, crc, sha = _file(tmp_path, "big", os.urandom(6 * MiB))
+    calls = _record_requests(s3)
+    with pytest.raises(PreconditionFailed):
+        s3.put_file("seg", big, crc32c=crc, sha256=sha, if_absent=True)
+    assert calls == ["HeadObject"]  # not one part sent for an upload bound to be refused
+    assert s3.get_bytes("seg")[0] == b"first"
 
 
 def test_multipart_create_race_is_refused_at_completion(
@@ -102,23 +143,73 @@ def test_multipart_object_carries_a_full_object_crc32c(
     assert head["Metadata"]["sha256"] == sha
 
 
-def test_stored_checksum_mismatch_after_upload_removes_the_object(
-    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _put(s3: S3Backend, tmp_path: Path, how: str) -> ObjectStat:
+    if how == "put_bytes":
+        return s3.put_bytes("seg", b"segment bytes")
+    path, crc, sha = _file(tmp_path, "seg", b"segment bytes")
+    return s3.put_file("seg", path, crc32c=crc, sha256=sha)
+
+
+@pytest.mark.parametrize("how", ["put_file", "put_bytes"])
+def test_stored_checksum_mismatch_in_the_put_answer_removes_the_object(
+    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     # moto stores whatever CRC32C a client claims on PutObject and never
     # rejects a mismatch (real S3 answers BadDigest). To show what happens when
-    # a service reports stored bytes that differ, the stat our upload check
-    # reads is altered at our boundary.
-    path, crc, sha = _file(tmp_path, "seg", b"segment bytes")
+    # a service stored other bytes than we sent, the checksum in its PutObject
+    # answer is altered at our boundary.
+    real_put = s3._put_object
+
+    def answer_naming_other_bytes(key: str, action: str, **request: Any) -> dict[str, Any]:
+        return {**real_put(key, action, **request), "ChecksumCRC32C": "AAAAAA=="}
+
+    monkeypatch.setattr(s3, "_put_object", answer_naming_other_bytes)
+    with pytest.raises(IntegrityError, match="object removed"):
+        _put(s3, tmp_path, how)
+    monkeypatch.undo()
+    assert s3.stat("seg") is None
+
+
+def _answer_without_checksum(s3: S3Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Some S3-compatible services name no checksum in their PutObject answer;
+    # moto always does, so the checksum is removed from its answer at our boundary.
+    real_put = s3._put_object
+
+    def answer(key: str, action: str, **request: Any) -> dict[str, Any]:
+        response = real_put(key, action, **request)
+        response.pop("ChecksumCRC32C", None)
+        return response
+
+    monkeypatch.setattr(s3, "_put_object", answer)
+
+
+@pytest.mark.parametrize("how", ["put_file", "put_bytes"])
+def test_put_answer_without_a_checksum_is_verified_by_reading_back(
+    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    _answer_without_checksum(s3, monkeypatch)
+    calls = _record_requests(s3)
+    stored = _put(s3, tmp_path, how)
+    assert calls == ["PutObject", "HeadObject"]
+    assert stored.crc32c == hash_bytes(b"segment bytes")[0] and stored.version is not None
+
+
+@pytest.mark.parametrize("how", ["put_file", "put_bytes"])
+def test_read_back_showing_other_bytes_removes_the_object(
+    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # No checksum in the answer, and the read-back stat (a HEAD on moto, which
+    # never rejects a checksum) reports bytes other than ours: altered at our boundary.
+    _answer_without_checksum(s3, monkeypatch)
     real_stat = s3.stat
 
-    def stat_reporting_other_bytes(key: str):  # type: ignore[no-untyped-def]
+    def stat_reporting_other_bytes(key: str) -> ObjectStat | None:
         stat = real_stat(key)
         return None if stat is None else type(stat)(**{**_fields(stat), "crc32c": "AAAAAA=="})
 
     monkeypatch.setattr(s3, "stat", stat_reporting_other_bytes)
     with pytest.raises(IntegrityError, match="object removed"):
-        s3.put_file("seg", path, crc32c=crc, sha256=sha)
+        _put(s3, tmp_path, how)
     monkeypatch.undo()
     assert s3.stat("seg") is None
 
