@@ -6,7 +6,8 @@
 * ``segments`` over 1,000 sessions on the local backend, cold and warm index.
 
 Run: ``.venv/bin/python benchmarks/sync_bench.py`` (needs ``rclone`` on PATH:
-``apt-get install rclone``). Ratios above 1 mean track-archive was faster.
+``apt-get install rclone``); ``--only first|resync|query`` (repeatable) runs
+parts of it. Ratios above 1 mean track-archive was faster.
 """
 
 from __future__ import annotations
@@ -127,7 +128,14 @@ def main() -> None:
     parser.add_argument(
         "--resync-sessions", type=int, default=1000, help="sessions for the re-sync (x10 objects)"
     )
+    parser.add_argument(
+        "--only",
+        choices=("first", "resync", "query"),
+        action="append",
+        help="run only these parts (repeatable; default: all)",
+    )
     args = parser.parse_args()
+    parts = set(args.only or ("first", "resync", "query"))
     if shutil.which("rclone") is None:
         sys.exit("rclone is not installed (apt-get install rclone)")
 
@@ -146,47 +154,51 @@ def main() -> None:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3_options = BackendOptions(s3=S3Options(endpoint_url=endpoint, region="us-east-1"))
 
-        objects = args.sessions * (args.segments + 1)
-        mib = args.sessions * args.segments * args.size / 2**20
-        print(
-            f"first sync: {objects} objects, {mib:.0f} MiB; concurrency {CONCURRENCY} on both sides"
-        )
-        source = make_archive(work / "src", args.sessions, args.segments, args.size, work)
-        row("first sync local -> local",
-            ours(source, open_backend(str(work / "dst-ours"), FAST_LOCAL)),
-            rclone(str(work / "src"), str(work / "dst-rclone"), env))  # fmt: skip
-        for bucket in ("ours", "theirs"):
-            s3.create_bucket(Bucket=bucket)
-        row("first sync local -> S3 (moto)",
-            ours(source, open_backend("s3://ours/archive", s3_options)),
-            rclone(str(work / "src"), "bench:theirs/archive", env))  # fmt: skip
+        if "first" in parts:
+            objects = args.sessions * (args.segments + 1)
+            mib = args.sessions * args.segments * args.size / 2**20
+            print(
+                f"first sync: {objects} objects, {mib:.0f} MiB; concurrency {CONCURRENCY} on both sides"
+            )
+            source = make_archive(work / "src", args.sessions, args.segments, args.size, work)
+            row("first sync local -> local",
+                ours(source, open_backend(str(work / "dst-ours"), FAST_LOCAL)),
+                rclone(str(work / "src"), str(work / "dst-rclone"), env))  # fmt: skip
+            for bucket in ("ours", "theirs"):
+                s3.create_bucket(Bucket=bucket)
+            row("first sync local -> S3 (moto)",
+                ours(source, open_backend("s3://ours/archive", s3_options)),
+                rclone(str(work / "src"), "bench:theirs/archive", env))  # fmt: skip
 
-        print(f"\nre-sync with nothing changed: {args.resync_sessions * 10} objects")
-        big = make_archive(work / "big", args.resync_sessions, 9, 4096, work)
-        big_local = open_backend(str(work / "big-ours"), FAST_LOCAL)
-        ours(big, big_local)
-        rclone(str(work / "big"), str(work / "big-rclone"), env)
-        row("re-sync local -> local", ours(big, big_local),
-            rclone(str(work / "big"), str(work / "big-rclone"), env))  # fmt: skip
-        for bucket in ("big-ours", "big-theirs"):
-            s3.create_bucket(Bucket=bucket)
-        big_s3 = open_backend("s3://big-ours/archive", s3_options)
-        ours(big, big_s3)
-        rclone(str(work / "big"), "bench:big-theirs/archive", env)
-        row("re-sync local -> S3 (moto)", ours(big, big_s3),
-            rclone(str(work / "big"), "bench:big-theirs/archive", env))  # fmt: skip
-
-        print(f"\nsegments over {args.resync_sessions} sessions (local backend)")
-        index = work / "index.sqlite3"
-        cold = timed(lambda: list_segments(big, index_path=index))
-        warm = timed(lambda: list_segments(big, index_path=index))
-        with ManifestIndex(None) as memory:
-            read_all = timed(lambda: memory.refresh(big))
-        count = len(list_segments(big, participant="alice", index_path=index))
-        print(f"{'cold index (reads every manifest)':48} {cold:8.3f}s")
-        print(f"{'warm index (reads none)':48} {warm:8.3f}s   cold/warm {cold / warm:6.1f}x")
-        print(f"{'reading every manifest, no index file':48} {read_all:8.3f}s")
-        print(f"({count} segments for participant alice)")
+        if parts & {"resync", "query"}:
+            big = make_archive(work / "big", args.resync_sessions, 9, 4096, work)
+            if "resync" in parts:
+                print(f"\nre-sync with nothing changed: {args.resync_sessions * 10} objects")
+                big_local = open_backend(str(work / "big-ours"), FAST_LOCAL)
+                ours(big, big_local)
+                rclone(str(work / "big"), str(work / "big-rclone"), env)
+                row("re-sync local -> local", ours(big, big_local),
+                    rclone(str(work / "big"), str(work / "big-rclone"), env))  # fmt: skip
+                for bucket in ("big-ours", "big-theirs"):
+                    s3.create_bucket(Bucket=bucket)
+                big_s3 = open_backend("s3://big-ours/archive", s3_options)
+                # The re-sync needs a synced copy first: time it too (many small objects).
+                row("(first sync of these, local -> S3 (moto))", ours(big, big_s3),
+                    rclone(str(work / "big"), "bench:big-theirs/archive", env))  # fmt: skip
+                row("re-sync local -> S3 (moto)", ours(big, big_s3),
+                    rclone(str(work / "big"), "bench:big-theirs/archive", env))  # fmt: skip
+        if "query" in parts:
+            print(f"\nsegments over {args.resync_sessions} sessions (local backend)")
+            index = work / "index.sqlite3"
+            cold = timed(lambda: list_segments(big, index_path=index))
+            warm = timed(lambda: list_segments(big, index_path=index))
+            with ManifestIndex(None) as memory:
+                read_all = timed(lambda: memory.refresh(big))
+            count = len(list_segments(big, participant="alice", index_path=index))
+            print(f"{'cold index (reads every manifest)':48} {cold:8.3f}s")
+            print(f"{'warm index (reads none)':48} {warm:8.3f}s   cold/warm {cold / warm:6.1f}x")
+            print(f"{'reading every manifest, no index file':48} {read_all:8.3f}s")
+            print(f"({count} segments for participant alice)")
         s3.close()
 
 
