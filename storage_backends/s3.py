@@ -37,6 +37,11 @@ from storage_backends.s3_writes import S3Writes, whole_object_crc32c
 #: CopyObject copies at most 5 GiB in one request.
 MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024
 
+#: One backend is shared by every worker of a job (the sync runs 8, each of which
+#: may upload 4 parts at once). A pool smaller than that discards and reopens
+#: connections under load; connections open on demand, so idle slots cost nothing.
+MIN_POOL_CONNECTIONS = 32
+
 
 _SESSIONS: dict[tuple[str | None, str | None], boto3.session.Session] = {}
 _SESSIONS_LOCK = threading.Lock()
@@ -68,7 +73,7 @@ class S3Backend(S3Writes, Backend):
         self._url = f"s3://{bucket}/{self._prefix}" if self._prefix else f"s3://{bucket}"
         config = Config(
             retries={"mode": "standard", "max_attempts": self._options.max_attempts},
-            max_pool_connections=max(10, 2 * self._options.max_concurrency),
+            max_pool_connections=max(MIN_POOL_CONNECTIONS, 2 * self._options.max_concurrency),
             connect_timeout=self._options.connect_timeout,
             read_timeout=self._options.read_timeout,
             # We always send our own CRC32C; botocore need not add another.
