@@ -2,19 +2,22 @@
 
 Both checksums are computed from the very ``bytes`` objects handed to
 ``os.write``, so they describe what was written, not what was meant to be.
-SHA-256 is the expensive one (about 0.7 ms per MiB here, CRC32C about 0.05):
-for chunks of ``PARALLEL_HASH_MIN`` or more it runs on one helper thread while
-this thread computes CRC32C and writes the same chunk. hashlib and os.write
-both release the GIL on large buffers, so the two really overlap.
+SHA-256 is the expensive one (about 0.7 ms per MiB here, CRC32C about 0.05).
+For files of ``PARALLEL_HASH_MIN_SIZE`` or more it runs on a thread of one
+shared, bounded pool while this thread computes CRC32C and writes the same
+chunk; hashlib and os.write both release the GIL on large buffers, so the two
+really overlap. Smaller files are hashed inline: handing them to another
+thread costs more than it saves, and a sync copies thousands of them on
+several threads already.
 
-Memory: at most two chunks are alive per copy (one being hashed by the helper,
+Memory: at most two chunks are alive per copy (one being hashed on the pool,
 the next being read and written), so a copy holds ``2 * COPY_CHUNK_SIZE``
 (8 MiB) whatever the file size.
 
 Chunks are fresh ``bytes`` from ``FileIO.read`` rather than ``readinto`` into a
 reused buffer: google-crc32c accepts only ``bytes``, so a reused buffer would
 need one more copy per chunk, which measured slower; and immutable chunks
-cannot change under the helper thread.
+cannot change under the hashing thread.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import ctypes
 import hashlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,8 +38,33 @@ from storage_backends.checksums import crc32c_b64
 #: Read size for local copies: large enough to amortise per-call costs, small
 #: enough that two of them in flight stay cheap.
 COPY_CHUNK_SIZE = 4 * 1024 * 1024
-#: Below this a chunk is hashed inline: a thread hand-off would cost more.
-PARALLEL_HASH_MIN = 256 * 1024
+#: Files smaller than this are hashed inline: a thread hand-off would cost more.
+PARALLEL_HASH_MIN_SIZE = 4 * 1024 * 1024
+#: Threads hashing large files for all copies in this process at once.
+HASH_POOL_SIZE = max(2, min(8, os.cpu_count() or 2))
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    """The shared SHA-256 pool, started on first use (most processes never need it)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(HASH_POOL_SIZE, thread_name_prefix="track-archive-sha256")
+        return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    # A forked child inherits the pool object but none of its threads.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +77,17 @@ class Digests:
 
 
 def copy_hashed(
-    chunks: Iterable[bytes], out: int, *, sha256: bool, start_writeback: bool
+    chunks: Iterable[bytes],
+    out: int,
+    *,
+    sha256: bool,
+    start_writeback: bool,
+    size_hint: int | None = None,
 ) -> Digests:
     """Write every chunk to descriptor ``out``; return what was written.
 
+    ``size_hint`` (the expected total, when known) decides whether SHA-256 is
+    worth handing to the shared pool; it never limits what is written.
     ``start_writeback`` asks the kernel (Linux) to begin writing each chunk to
     disk as soon as it is in the page cache, so a later ``fsync`` finds little
     left to do instead of flushing the whole file at the end. It never replaces
@@ -60,19 +96,19 @@ def copy_hashed(
     crc = 0
     size = 0
     sha = hashlib.sha256() if sha256 else None
-    helper: ThreadPoolExecutor | None = None
+    pool = None
+    if sha is not None and size_hint is not None and size_hint >= PARALLEL_HASH_MIN_SIZE:
+        pool = _hash_pool()
     pending: Future[None] | None = None
     try:
         for chunk in chunks:
             if sha is not None:
-                # One helper thread keeps the SHA-256 updates in chunk order.
+                # At most one update in flight per copy keeps them in chunk order.
                 if pending is not None:
                     pending.result()
                     pending = None
-                if helper is None and len(chunk) >= PARALLEL_HASH_MIN:
-                    helper = ThreadPoolExecutor(1, thread_name_prefix="track-archive-sha256")
-                if helper is not None:
-                    pending = helper.submit(sha.update, chunk)
+                if pool is not None:
+                    pending = pool.submit(sha.update, chunk)
                 else:
                     sha.update(chunk)
             crc = google_crc32c.extend(crc, chunk)
@@ -82,9 +118,11 @@ def copy_hashed(
             size += len(chunk)
         if pending is not None:
             pending.result()
+            pending = None
     finally:
-        if helper is not None:
-            helper.shutdown(wait=True, cancel_futures=True)
+        # After a failure the digest is thrown away: no need to wait for it.
+        if pending is not None:
+            pending.cancel()
     return Digests(
         size=size,
         crc32c=crc32c_b64(crc),
