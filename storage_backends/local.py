@@ -3,19 +3,34 @@
 Every write goes to a temp file in the target's directory, is checked, fsynced
 and renamed into place, so a reader never sees a partial object. Checksums,
 metadata and a per-write version id ride along as one extended attribute on
-the file itself (so they move atomically with the rename). Conditional writes
-and deletes serialize on an ``flock`` of one lock file in the root.
+the file itself (so they move atomically with the rename).
+
+Concurrency rule, between threads and between processes sharing a root:
+
+* a create-only write needs no lock: ``os.link`` of the finished temp file
+  fails if anything already holds the name, which is atomic in the kernel;
+* every write that may replace an object (unconditional or compare-and-swap)
+  and every delete holds the key's lock from its check to its rename, so a
+  compare-and-swap cannot overwrite a write that landed after its check.
+
+Locks are ``flock`` on one of ``LOCK_STRIPES`` files in the hidden
+``.track-archive-locks`` directory, picked by a stable hash of the key: writes
+to unrelated keys almost never wait for each other, and the number of lock
+files stays bounded. Listings skip every name with the reserved prefix, so
+neither temp files nor locks are ever listed or synced.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import stat as stat_mod
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -36,11 +51,15 @@ from storage_backends.errors import (
 from storage_backends.keys import validate_key, validate_prefix
 from storage_backends.options import LocalOptions
 
-#: Names starting with this are the backend's own (temp files, lock); keys may not use it.
+#: Names starting with this are the backend's own (temp files, locks); keys may not use it.
 RESERVED_PREFIX = ".track-archive"
-LOCK_NAME = ".track-archive.lock"
+LOCK_DIR = ".track-archive-locks"
+#: Lock files per root: enough that two busy keys rarely share one, few enough to stay tidy.
+LOCK_STRIPES = 64
 XATTR_NAME = "user.track-archive"
-assert TEMP_PREFIX.startswith(RESERVED_PREFIX)
+assert TEMP_PREFIX.startswith(RESERVED_PREFIX) and LOCK_DIR.startswith(RESERVED_PREFIX)
+#: ``os.link`` errors meaning "this filesystem has no hard links" rather than a real failure.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 class LocalBackend(Backend):
@@ -70,18 +89,34 @@ class LocalBackend(Backend):
 
     def _path(self, key: str) -> Path:
         validate_key(key)
-        if any(part.startswith(RESERVED_PREFIX) for part in key.split("/")):
+        parts = key.split("/")
+        if any(part.startswith(RESERVED_PREFIX) for part in parts):
             raise InvalidKey("key segment uses the reserved .track-archive prefix", key=key)
-        path = self._root / key
-        # Every component must be a real directory/file: a symlink anywhere on the
-        # way could point outside the root (or be swapped to later), so refuse it.
-        if path.resolve() != path:
+        if not self._no_symlinks(parts):
             raise InvalidKey(
                 "key resolves through a symlink or outside the archive root",
                 backend=self.url,
                 key=key,
             )
-        return path
+        return self._root.joinpath(*parts)
+
+    def _no_symlinks(self, parts: list[str]) -> bool:
+        """Whether no existing component under the root is a symlink.
+
+        Keys have no ``.``/``..`` segments, so only a symlink could lead outside
+        the root (or be swapped later). One ``lstat`` per component that exists;
+        the root itself was resolved once when the backend was opened.
+        """
+        current = str(self._root)
+        for part in parts:
+            current = os.path.join(current, part)
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return True  # nothing further exists, so nothing further links
+            if stat_mod.S_ISLNK(mode):
+                return False
+        return True
 
     def _error(self, exc: OSError, key: str, action: str) -> StorageError:
         message = f"{action} failed: {exc.strerror or exc}"
@@ -92,9 +127,19 @@ class LocalBackend(Backend):
         return StorageError(message, backend=self.url, key=key)
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self._root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """Hold the key's lock (shared with the few keys hashing to the same stripe)."""
+        # crc32, not hash(): every process must pick the same file for a key.
+        lock = self._root / LOCK_DIR / f"{zlib.crc32(key.encode()) % LOCK_STRIPES:02x}"
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         try:
+            fd = os.open(lock, flags, 0o644)
+        except FileNotFoundError:
+            make_dirs(lock.parent, fsync=False)  # locks need no durability
+            fd = os.open(lock, flags, 0o644)
+        try:
+            # Each open is its own open file description, so threads of one
+            # process exclude each other as well as other processes.
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -129,7 +174,10 @@ class LocalBackend(Backend):
     @staticmethod
     def _read_attrs(target: int | Path) -> dict[str, Any] | None:
         try:
-            raw = os.getxattr(target, XATTR_NAME)
+            if isinstance(target, int):
+                raw = os.getxattr(target, XATTR_NAME)
+            else:
+                raw = os.getxattr(target, XATTR_NAME, follow_symlinks=False)
         except OSError:  # absent, or a filesystem without user xattrs
             return None
         try:
@@ -139,35 +187,39 @@ class LocalBackend(Backend):
         return attrs if isinstance(attrs, dict) else None
 
     @staticmethod
-    def _write_attrs(fd: int, attrs: dict[str, Any]) -> None:
+    def _write_attrs(fd: int, attrs: dict[str, Any]) -> bool:
         # Without xattr support objects simply report no checksums.
-        with suppress(OSError):
+        try:
             os.setxattr(fd, XATTR_NAME, json.dumps(attrs, sort_keys=True).encode())
+        except OSError:
+            return False
+        return True
 
     # -- writes ------------------------------------------------------------------
 
     def _write_temp(
-        self, dest: Path, chunks: Iterable[bytes], attrs: dict[str, Any]
-    ) -> tuple[Path, Digests]:
+        self, key: str, dest: Path, chunks: Iterable[bytes], attrs: dict[str, Any], size: int
+    ) -> tuple[Path, Digests, ObjectStat]:
+        """Write a finished, fsynced temp file beside ``dest``; return it and its stat."""
         make_dirs(dest.parent, fsync=self._options.fsync)
         tmp = temp_path_for(dest)
         fsync = self._options.fsync
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
-                written = copy_hashed(chunks, fd, sha256=True, start_writeback=fsync)
-                st = os.fstat(fd)
-                self._write_attrs(
-                    fd,
-                    {
-                        **attrs,
-                        "crc32c": written.crc32c,
-                        "sha256": written.sha256,
-                        "size": st.st_size,
-                        "mtime_ns": st.st_mtime_ns,
-                        "version": uuid.uuid4().hex,
-                    },
+                written = copy_hashed(
+                    chunks, fd, sha256=True, start_writeback=fsync, size_hint=size
                 )
+                st = os.fstat(fd)
+                stored = {
+                    **attrs,
+                    "crc32c": written.crc32c,
+                    "sha256": written.sha256,
+                    "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns,
+                    "version": uuid.uuid4().hex,
+                }
+                has_attrs = self._write_attrs(fd, stored)
                 if fsync:
                     os.fsync(fd)
             finally:
@@ -175,40 +227,58 @@ class LocalBackend(Backend):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return tmp, written
+        # Link and rename keep the inode, its mtime and its xattr: this is the
+        # stat the key will have, without reading it back.
+        return tmp, written, self._stat_of(key, st, stored if has_attrs else None)
 
     def _commit(
         self, tmp: Path, dest: Path, key: str, *, if_absent: bool, if_version: str | None
-    ) -> ObjectStat:
+    ) -> None:
+        """Move a finished temp file to ``dest`` under the module's concurrency rule."""
         try:
-            with self._locked():
-                if if_absent or if_version is not None:
-                    current = self.stat(key)
-                    if if_absent and current is not None:
-                        raise PreconditionFailed(
-                            "create-only write: an object already exists",
-                            backend=self.url,
-                            key=key,
-                        )
-                    if if_version is not None and (
-                        current is None or current.version != if_version
-                    ):
+            if if_absent:
+                self._link_new(tmp, dest, key)
+            else:
+                with self._key_lock(key):
+                    if if_version is not None and self._current_version(dest, key) != if_version:
                         raise PreconditionFailed(
                             "compare-and-swap write: the object changed since it was read",
                             backend=self.url,
                             key=key,
                         )
-                os.replace(tmp, dest)
-                written = self.stat(key)
+                    os.replace(tmp, dest)
             if self._options.fsync:
                 fsync_dir(dest.parent)
         finally:
             tmp.unlink(missing_ok=True)
-        if written is None:  # pragma: no cover - deleted by someone else right after the rename
-            raise ObjectNotFound(
-                "object vanished right after it was written", backend=self.url, key=key
-            )
-        return written
+
+    def _link_new(self, tmp: Path, dest: Path, key: str) -> None:
+        exists = PreconditionFailed(
+            "create-only write: an object already exists", backend=self.url, key=key
+        )
+        try:
+            os.link(tmp, dest, follow_symlinks=False)
+            return
+        except FileExistsError:
+            raise exists from None
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+        # No hard links here: check-then-rename under the key's lock instead,
+        # which every replacing write also holds.
+        with self._key_lock(key):
+            if os.path.lexists(dest):
+                raise exists
+            os.replace(tmp, dest)
+
+    def _current_version(self, path: Path, key: str) -> str | None:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        return self._stat_of(key, st, self._read_attrs(path)).version
 
     def put_file(
         self,
@@ -224,7 +294,8 @@ class LocalBackend(Backend):
         """Copy ``path`` to ``key``, recomputing both checksums on the way."""
         dest = self._path(key)
         crc32c, sha256 = normalize_crc32c(crc32c), normalize_sha256(sha256)
-        if if_absent and self.stat(key) is not None:
+        # Fail fast before copying; the link at commit time is what decides.
+        if if_absent and os.path.lexists(dest):
             raise PreconditionFailed(
                 "create-only write: an object already exists", backend=self.url, key=key
             )
@@ -234,8 +305,9 @@ class LocalBackend(Backend):
         source = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in the finally below
         try:
             advise_sequential(source.fileno())
+            size = os.fstat(source.fileno()).st_size
             try:
-                tmp, written = self._write_temp(dest, _file_chunks(source), attrs)
+                tmp, written, stat = self._write_temp(key, dest, _file_chunks(source), attrs, size)
             finally:
                 source.close()
             if (written.crc32c, written.sha256) != (crc32c, sha256):
@@ -246,9 +318,10 @@ class LocalBackend(Backend):
                     backend=self.url,
                     key=key,
                 )
-            return self._commit(tmp, dest, key, if_absent=if_absent, if_version=None)
+            self._commit(tmp, dest, key, if_absent=if_absent, if_version=None)
         except OSError as exc:
             raise self._error(exc, key, "put_file") from exc
+        return stat
 
     def put_bytes(
         self,
@@ -266,16 +339,17 @@ class LocalBackend(Backend):
         dest = self._path(key)
         attrs = {"metadata": dict(metadata or {}), "content_type": content_type}
         try:
-            tmp, _ = self._write_temp(dest, [data], attrs)
-            return self._commit(tmp, dest, key, if_absent=if_absent, if_version=if_version)
+            tmp, _, stat = self._write_temp(key, dest, [data], attrs, len(data))
+            self._commit(tmp, dest, key, if_absent=if_absent, if_version=if_version)
         except OSError as exc:
             raise self._error(exc, key, "put_bytes") from exc
+        return stat
 
     def delete(self, key: str) -> None:
         """Remove the file at ``key``."""
         path = self._path(key)
         try:
-            with self._locked():
+            with self._key_lock(key):
                 if not stat_mod.S_ISREG(os.lstat(path).st_mode):
                     raise FileNotFoundError(path)
                 path.unlink()
@@ -302,7 +376,7 @@ class LocalBackend(Backend):
         validate_prefix(prefix)
         directory, _, name_start = prefix.rpartition("/")
         start = self._root / directory if directory else self._root
-        if directory and start.resolve() != start:
+        if directory and not self._no_symlinks(directory.split("/")):
             return
         yield from self._walk(start, directory, name_start)
 
