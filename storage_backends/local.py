@@ -23,19 +23,16 @@ neither temp files nor locks are ever listed or synced.
 from __future__ import annotations
 
 import errno
-import fcntl
-import json
 import os
 import stat as stat_mod
 import uuid
-import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from storage_backends._copy import COPY_CHUNK_SIZE, Digests, advise_sequential, copy_hashed
+from storage_backends._local_meta import LOCK_DIR, key_lock, read_attrs, stat_of, write_attrs
 from storage_backends._streams import TEMP_PREFIX, fsync_dir, make_dirs, temp_path_for
 from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
 from storage_backends.checksums import hash_bytes, normalize_crc32c, normalize_sha256
@@ -53,10 +50,6 @@ from storage_backends.options import LocalOptions
 
 #: Names starting with this are the backend's own (temp files, locks); keys may not use it.
 RESERVED_PREFIX = ".track-archive"
-LOCK_DIR = ".track-archive-locks"
-#: Lock files per root: enough that two busy keys rarely share one, few enough to stay tidy.
-LOCK_STRIPES = 64
-XATTR_NAME = "user.track-archive"
 assert TEMP_PREFIX.startswith(RESERVED_PREFIX) and LOCK_DIR.startswith(RESERVED_PREFIX)
 #: ``os.link`` errors meaning "this filesystem has no hard links" rather than a real failure.
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
@@ -126,75 +119,6 @@ class LocalBackend(Backend):
             return PermissionDenied(message, backend=self.url, key=key)
         return StorageError(message, backend=self.url, key=key)
 
-    @contextmanager
-    def _key_lock(self, key: str) -> Iterator[None]:
-        """Hold the key's lock (shared with the few keys hashing to the same stripe)."""
-        # crc32, not hash(): every process must pick the same file for a key.
-        lock = self._root / LOCK_DIR / f"{zlib.crc32(key.encode()) % LOCK_STRIPES:02x}"
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        try:
-            fd = os.open(lock, flags, 0o644)
-        except FileNotFoundError:
-            make_dirs(lock.parent, fsync=False)  # locks need no durability
-            fd = os.open(lock, flags, 0o644)
-        try:
-            # Each open is its own open file description, so threads of one
-            # process exclude each other as well as other processes.
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
-
-    # -- attributes ------------------------------------------------------------
-
-    def _stat_of(self, key: str, st: os.stat_result, attrs: dict[str, Any] | None) -> ObjectStat:
-        valid = (
-            attrs is not None
-            and attrs.get("size") == st.st_size
-            and attrs.get("mtime_ns") == st.st_mtime_ns
-        )
-        if valid and attrs is not None:
-            return ObjectStat(
-                key=key,
-                size=st.st_size,
-                crc32c=attrs.get("crc32c"),
-                sha256=attrs.get("sha256"),
-                version=str(attrs.get("version")),
-                updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-                metadata=dict(attrs.get("metadata") or {}),
-            )
-        # A file placed by hand, or changed in place: no trusted checksums.
-        return ObjectStat(
-            key=key,
-            size=st.st_size,
-            version=f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}",
-            updated=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-        )
-
-    @staticmethod
-    def _read_attrs(target: int | Path) -> dict[str, Any] | None:
-        try:
-            if isinstance(target, int):
-                raw = os.getxattr(target, XATTR_NAME)
-            else:
-                raw = os.getxattr(target, XATTR_NAME, follow_symlinks=False)
-        except OSError:  # absent, or a filesystem without user xattrs
-            return None
-        try:
-            attrs = json.loads(raw)
-        except ValueError:
-            return None
-        return attrs if isinstance(attrs, dict) else None
-
-    @staticmethod
-    def _write_attrs(fd: int, attrs: dict[str, Any]) -> bool:
-        # Without xattr support objects simply report no checksums.
-        try:
-            os.setxattr(fd, XATTR_NAME, json.dumps(attrs, sort_keys=True).encode())
-        except OSError:
-            return False
-        return True
-
     # -- writes ------------------------------------------------------------------
 
     def _write_temp(
@@ -219,7 +143,7 @@ class LocalBackend(Backend):
                     "mtime_ns": st.st_mtime_ns,
                     "version": uuid.uuid4().hex,
                 }
-                has_attrs = self._write_attrs(fd, stored)
+                has_attrs = write_attrs(fd, stored)
                 if fsync:
                     os.fsync(fd)
             finally:
@@ -229,7 +153,7 @@ class LocalBackend(Backend):
             raise
         # Link and rename keep the inode, its mtime and its xattr: this is the
         # stat the key will have, without reading it back.
-        return tmp, written, self._stat_of(key, st, stored if has_attrs else None)
+        return tmp, written, stat_of(key, st, stored if has_attrs else None)
 
     def _commit(
         self, tmp: Path, dest: Path, key: str, *, if_absent: bool, if_version: str | None
@@ -239,7 +163,7 @@ class LocalBackend(Backend):
             if if_absent:
                 self._link_new(tmp, dest, key)
             else:
-                with self._key_lock(key):
+                with key_lock(self._root, key):
                     if if_version is not None and self._current_version(dest, key) != if_version:
                         raise PreconditionFailed(
                             "compare-and-swap write: the object changed since it was read",
@@ -266,7 +190,7 @@ class LocalBackend(Backend):
                 raise
         # No hard links here: check-then-rename under the key's lock instead,
         # which every replacing write also holds.
-        with self._key_lock(key):
+        with key_lock(self._root, key):
             if os.path.lexists(dest):
                 raise exists
             os.replace(tmp, dest)
@@ -278,7 +202,7 @@ class LocalBackend(Backend):
             return None
         if not stat_mod.S_ISREG(st.st_mode):
             return None
-        return self._stat_of(key, st, self._read_attrs(path)).version
+        return stat_of(key, st, read_attrs(path)).version
 
     def put_file(
         self,
@@ -349,7 +273,7 @@ class LocalBackend(Backend):
         """Remove the file at ``key``."""
         path = self._path(key)
         try:
-            with self._key_lock(key):
+            with key_lock(self._root, key):
                 if not stat_mod.S_ISREG(os.lstat(path).st_mode):
                     raise FileNotFoundError(path)
                 path.unlink()
@@ -369,7 +293,7 @@ class LocalBackend(Backend):
             raise self._error(exc, key, "stat") from exc
         if not stat_mod.S_ISREG(st.st_mode):
             return None
-        return self._stat_of(key, st, self._read_attrs(path))
+        return stat_of(key, st, read_attrs(path))
 
     def list(self, prefix: str = "") -> Iterator[ObjectStat]:
         """Yield files under ``prefix`` in key order, walking directories lazily."""
@@ -405,7 +329,7 @@ class LocalBackend(Backend):
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # deleted while listing
                     continue
-                yield self._stat_of(key, st, self._read_attrs(Path(entry.path)))
+                yield stat_of(key, st, read_attrs(Path(entry.path)))
 
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Open the file for reading."""
@@ -426,7 +350,7 @@ class LocalBackend(Backend):
             raise self._error(exc, key, "get_file") from exc
         with source:
             st = os.fstat(source.fileno())
-            stat = self._stat_of(key, st, self._read_attrs(source.fileno()))
+            stat = stat_of(key, st, read_attrs(source.fileno()))
             advise_sequential(source.fileno())
             make_dirs(dest.parent, fsync=self._options.fsync)
             tmp = temp_path_for(dest)
@@ -456,7 +380,7 @@ class LocalBackend(Backend):
         """Read a small file whole."""
         with self.open_read(key) as source:
             st = os.fstat(source.fileno())
-            stat = self._stat_of(key, st, self._read_attrs(source.fileno()))
+            stat = stat_of(key, st, read_attrs(source.fileno()))
             if st.st_size > max_size:
                 raise StorageError(
                     f"object is {st.st_size} bytes, over the {max_size} limit",
