@@ -131,6 +131,14 @@ class Backend(ABC):
         """
         return None
 
+    def local_path(self, key: str) -> Path | None:
+        """The regular file behind ``key`` on this machine, when there is one.
+
+        Lets a copy read a local object in place instead of streaming it; only
+        the local backend has such files, with its own path checks applied.
+        """
+        return None
+
     def close(self) -> None:
         """Release connections; the backend is unusable afterwards."""
 

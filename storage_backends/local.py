@@ -111,6 +111,13 @@ class LocalBackend(Backend):
                 return False
         return True
 
+    def local_path(self, key: str) -> Path | None:
+        try:
+            path = self._path(key)
+            return path if stat_mod.S_ISREG(os.lstat(path).st_mode) else None
+        except (OSError, InvalidKey):
+            return None
+
     def _error(self, exc: OSError, key: str, action: str) -> StorageError:
         message = f"{action} failed: {exc.strerror or exc}"
         if isinstance(exc, FileNotFoundError | IsADirectoryError):

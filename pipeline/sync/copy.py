@@ -21,8 +21,6 @@ from pathlib import Path
 from storage_backends.base import Backend, ObjectStat
 from storage_backends.checksums import CHUNK_SIZE, Hasher
 from storage_backends.errors import ObjectNotFound
-from storage_backends.keys import validate_key
-from storage_backends.local import LocalBackend
 
 from ..errors import TrackArchiveError
 from .digest import Digest, Verdict, compare, digest_of
@@ -115,23 +113,6 @@ def copy_streamed(
         path.unlink(missing_ok=True)
 
 
-def _local_file(source: Backend, key: str) -> Path | None:
-    """The file behind ``key`` when the source is local disk, else ``None``.
-
-    Mirrors the local backend's own refusal of symlinks: a path that does not
-    resolve to itself inside the root is not used (the copy then streams).
-    """
-    if not isinstance(source, LocalBackend):
-        return None
-    try:
-        path = source.root.joinpath(*validate_key(key).split("/"))
-        if path.resolve() != path or not path.is_file():
-            return None
-    except (OSError, ValueError):
-        return None
-    return path
-
-
 def copy_from_local(
     source: Backend,
     dest: Backend,
@@ -149,7 +130,7 @@ def copy_from_local(
     """
     if expected is None or not expected.crc32c or not expected.sha256:
         return None
-    path = _local_file(source, key)
+    path = source.local_path(key)
     if path is None:
         return None
     stat = dest.put_file(
