@@ -11,15 +11,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from storage_backends import Backend, StorageError
 from storage_backends.checksums import hash_file
 
-from ..checks import Check
-from ..download import Downloader, DownloadResult, StreamSummary
+from ..download import Downloader, DownloadResult
 from ..errors import InputError
 from ..events import OtherEvent, TrackEvent, event_id, parse_event
 from ..journal import Journal, SegmentRecord, SegmentState, worker_name
@@ -221,7 +219,7 @@ class Archiver:
         noted = (record.result or {}).get("verified")
         if not noted or not noted.get("ok"):
             return None
-        result = _result_from_dict(noted, staged)
+        result = DownloadResult.from_dict(noted, path=staged)
         stat = await asyncio.to_thread(self.backend.stat, record.key)
         if stat is not None and stat.sha256 == result.sha256:
             log.info("resuming %s: already stored by an interrupted run", record.key)
@@ -247,29 +245,6 @@ class Archiver:
         )
         log.error("not archived: %s (%s)", record.key, reason)
         return Outcome(record, "failed", reason=reason, download=result)
-
-
-def _result_from_dict(data: dict[str, Any], path: Path) -> DownloadResult:
-    """Rebuild a journaled ``DownloadResult.as_dict()`` (times and checks included)."""
-    started = data.get("started_at")
-    return DownloadResult(
-        ok=data["ok"],
-        reason=data.get("reason"),
-        url=data["url"],
-        final_url=data.get("final_url"),
-        path=path,
-        size=data["size"],
-        sha256=data.get("sha256"),
-        crc32c=data.get("crc32c"),
-        md5=data.get("md5"),
-        container=data.get("container"),
-        streams=[StreamSummary(type=s["type"], codec=s["codec"]) for s in data.get("streams", [])],
-        duration_seconds=data.get("duration_seconds"),
-        started_at=datetime.fromisoformat(started) if started else None,
-        attempts=data.get("attempts", 0),
-        bytes_transferred=data.get("bytes_transferred", 0),
-        checks=[Check(**c) for c in data.get("checks", [])],
-    )
 
 
 def summarise(journal: Journal, segment_ids: set[str], outcomes: list[Outcome]) -> RunSummary:

@@ -64,6 +64,31 @@ class DownloadResult:
             "checks": [_jsonable_check(c) for c in self.checks],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, path: Path | None = None) -> DownloadResult:
+        """Rebuild a result from :meth:`as_dict` (e.g. one kept in a journal)."""
+        started = data.get("started_at")
+        return cls(
+            ok=data["ok"],
+            reason=data.get("reason"),
+            url=data["url"],
+            final_url=data.get("final_url"),
+            path=path,
+            size=data["size"],
+            sha256=data.get("sha256"),
+            crc32c=data.get("crc32c"),
+            md5=data.get("md5"),
+            container=data.get("container"),
+            streams=[
+                StreamSummary(type=s["type"], codec=s["codec"]) for s in data.get("streams", [])
+            ],
+            duration_seconds=data.get("duration_seconds"),
+            started_at=datetime.fromisoformat(started) if started else None,
+            attempts=data.get("attempts", 0),
+            bytes_transferred=data.get("bytes_transferred", 0),
+            checks=[Check(**c) for c in data.get("checks", [])],
+        )
+
 
 def _jsonable_check(check: Check) -> dict[str, Any]:
     data = check.as_dict()
