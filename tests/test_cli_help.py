@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import click
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from pipeline.cli import COMMANDS, main
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found: list[tuple[str, ...]] = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         path = (*prefix, name)
         found.append(path)
         if isinstance(command, click.Group):
@@ -44,10 +50,11 @@ def test_every_command_has_help_text(path):
     result = CliRunner().invoke(main, [*path, "-h"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
-    command: click.Command = main
+    command: click.Command | None = main
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = command.get_command(click.Context(command), name)
+    assert command is not None
     assert command.help and len(command.help.strip()) > 20
 
 
@@ -63,3 +70,41 @@ def test_a_bad_config_file_exits_2_naming_the_key(tmp_path):
     assert result.exit_code == 2
     assert "download.concurrenc: unknown key" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_command_list_shows_each_commands_own_short_help():
+    """The list printed without importing the commands says what each command says of itself."""
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0, result.exception
+    listing = result.output
+    for name, entry in COMMANDS.items():
+        command = main.get_command(click.Context(main), name)
+        assert command is not None
+        assert entry.short_help == command.get_short_help_str(limit=10_000), name
+        assert name in listing
+
+
+def test_every_command_a_module_declares_is_registered():
+    """A command added to a module but not to the registry would be unreachable."""
+    import importlib
+
+    registered = {(entry.module, entry.attribute) for entry in COMMANDS.values()}
+    for module_name in {entry.module for entry in COMMANDS.values()}:
+        module = importlib.import_module(f"pipeline.cli.{module_name}")
+        for command in module.commands:
+            attribute = next(k for k, v in vars(module).items() if v is command)
+            assert (module_name, attribute) in registered, f"{module_name}.{attribute}"
+
+
+def test_the_command_line_loads_no_command_dependencies_until_a_command_runs():
+    """``--help`` and the command list must not pay for PyAV, httpx, boto3 or the web stack."""
+    probe = (
+        "import sys; from click.testing import CliRunner; import pipeline.cli as cli; "
+        "CliRunner().invoke(cli.main, ['--help']); "
+        "print(' '.join(m for m in ('av', 'httpx', 'boto3', 'fastapi', 'uvicorn', "
+        "'google.cloud.storage', 'pipeline.archive', 'pipeline.live') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []

@@ -2,23 +2,117 @@
 
 Each module builds library objects, calls one function, and turns the
 library's errors into clear messages and exit codes (see ``common``).
+
+Commands are registered by name and imported only when invoked: ``--help`` and
+every command start without loading PyAV, httpx, boto3 or the web stack that
+other commands need. Their short help lives in the registry so that the
+command list prints without importing them; a test keeps both in step.
 """
 
 from __future__ import annotations
 
-import click
+import importlib
+from typing import NamedTuple
 
-from . import archive_cmd, demo_cmd, manifest_cmd, recording_cmd, serve_cmd, sync_cmds
+import click
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class Entry(NamedTuple):
+    """Where a command lives and the one line ``--help`` shows for it."""
+
+    module: str
+    attribute: str
+    short_help: str
+
+
+#: Every top-level command: name -> (module under pipeline.cli, attribute, short help).
+COMMANDS: dict[str, Entry] = {
+    "archive": Entry(
+        "archive_cmd",
+        "archive",
+        "Archive every segment named by saved webhooks in SOURCE (files, directories or -).",
+    ),
+    "demo": Entry(
+        "demo_cmd",
+        "demo",
+        "Archive a made-up meeting served by a local stand-in of the recording service.",
+    ),
+    "manifest": Entry("manifest_cmd", "manifest", "Read session manifests."),
+    "public-key": Entry(
+        "serve_cmd", "public_key_group", "The recording service's webhook signing key."
+    ),
+    "reconcile": Entry(
+        "recording_cmd",
+        "reconcile",
+        "Archive every listed recording the archive lacks, and check listed sizes.",
+    ),
+    "recording": Entry(
+        "recording_cmd",
+        "recording",
+        "Start and stop participant track recordings through the recording service's API.",
+    ),
+    "segments": Entry(
+        "sync_cmds", "segments", "One row per archived segment, in recording order."
+    ),
+    "serve": Entry(
+        "serve_cmd",
+        "serve",
+        "Receive the recording service's webhooks and archive every stopped track.",
+    ),
+    "sessions": Entry(
+        "sync_cmds",
+        "sessions",
+        "One row per session: participants, segment counts, bytes, total duration, failures.",
+    ),
+    "sync": Entry(
+        "sync_cmds",
+        "sync",
+        "Copy the archive at SRC_URL to DST_URL: only what is missing, verified end to end.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported the first time they are asked for."""
+
+    def __init__(self, *args: object, registry: dict[str, Entry], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # click's own keyword set
+        self.registry = registry
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.registry, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        entry = self.registry.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f"{__name__}.{entry.module}")
+        command: click.Command = getattr(module, entry.attribute)
+        self.commands[cmd_name] = command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List every command from the registry, importing none of them."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            # A stand-in command shortens the registered line exactly as click would the real one.
+            command = self.commands.get(name) or click.Command(
+                name, help=self.registry[name].short_help
+            )
+            rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, registry=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="track-archive")
 def main() -> None:
     """Archive VideoSDK participant track recordings: verified, organised, never overwritten."""
-
-
-for _module in (archive_cmd, manifest_cmd, demo_cmd, serve_cmd, recording_cmd, sync_cmds):
-    for _command in _module.commands:
-        main.add_command(_command)

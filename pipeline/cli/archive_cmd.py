@@ -7,17 +7,10 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..archive import Archiver, Outcome, RunSummary, summarise
-from ..config import Config
-from ..download import Downloader
-from ..errors import InputError
-from ..events import OtherEvent
-from ..ingest import read_sources
-from ..journal import SQLiteJournal
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -32,13 +25,19 @@ from .common import (
     state_option,
     translate_errors,
 )
-from .progress import RunProgress
+
+if TYPE_CHECKING:
+    from ..archive import Outcome, RunSummary
+    from ..config import Config
+    from ..journal import SQLiteJournal
 
 log = logging.getLogger("track_archive")
 
 
 def run_archive(config: Config, sources: list[str], *, show_progress: bool) -> RunSummary:
     """Ingest every source, archive every pending segment, update manifests."""
+    from ..journal import SQLiteJournal
+
     backend = open_configured_backend(config)
     journal = SQLiteJournal(config.state.journal)
     try:
@@ -52,6 +51,14 @@ async def _archive(
     config: Config, backend: Any, journal: SQLiteJournal, sources: list[str], show_progress: bool
 ) -> RunSummary:
     input_errors: list[str] = []
+    # The archiver's dependencies (PyAV, httpx) load when a run starts, not with the CLI.
+    from ..archive import Archiver, summarise
+    from ..download import Downloader
+    from ..errors import InputError
+    from ..events import OtherEvent
+    from ..ingest import read_sources
+    from .progress import RunProgress
+
     ignored: list[str] = []
     touched: set[str] = set()
     async with Downloader(download_policy(config)) as downloader:

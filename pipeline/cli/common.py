@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,8 +23,10 @@ from storage_backends import (
 )
 
 from ..config import Config, load_config
-from ..download import DownloadPolicy
 from ..errors import ConfigError, TrackArchiveError
+
+if TYPE_CHECKING:
+    from ..download import DownloadPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -125,6 +127,9 @@ def open_configured_backend(config: Config, url: str | None = None) -> Backend:
 
 def download_policy(config: Config) -> DownloadPolicy:
     """The download engine's policy from the config."""
+    # The download package loads httpx; only commands that download pay for it.
+    from ..download import DownloadPolicy
+
     given = config.download.given()
     if "concurrency" in given and "per_host" not in given:
         # A lower overall limit implies a lower per-host one; only an explicit clash is an error.

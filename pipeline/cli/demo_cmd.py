@@ -8,12 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..config import Config
-from ..manifest import read_manifest
-from ..standin import StandInServer, build_app, generate_meeting, stopped_webhooks, track_webhook
-from .archive_cmd import run_archive
 from .common import EXIT_FAILED, EXIT_OK, open_configured_backend, setup_logging, translate_errors
-from .report import print_manifest, print_summary
 
 DEMO_PORT = 47470
 
@@ -46,6 +41,18 @@ def demo(out_dir: Path, live: bool) -> None:
         from .live_demo import run_live_demo
 
         sys.exit(run_live_demo(out_dir))
+    from ..config import Config
+    from ..manifest import read_manifest
+    from ..standin import (
+        StandInServer,
+        build_app,
+        generate_meeting,
+        stopped_webhooks,
+        track_webhook,
+    )
+    from .archive_cmd import run_archive
+    from .report import print_manifest, print_summary
+
     out_dir = out_dir.resolve()
     source_root = out_dir / "service"
     meeting = generate_meeting(source_root)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..manifest import read_manifest
 from .common import (
     Failed,
     backend_option,
@@ -13,7 +12,6 @@ from .common import (
     open_configured_backend,
     translate_errors,
 )
-from .report import print_manifest
 
 
 @click.group("manifest")
@@ -29,6 +27,9 @@ def manifest() -> None:
 @translate_errors
 def show(session_id: str, config_path: object, backend_url: str | None, as_json: bool) -> None:
     """Show the manifest of SESSION_ID: participants, kinds, segments, failures."""
+    from ..manifest import read_manifest
+    from .report import print_manifest
+
     config = load(config_path, **{"backend.url": backend_url})  # type: ignore[arg-type]  # click passes Path | None
     with open_configured_backend(config) as backend:
         found, _ = read_manifest(backend, session_id)

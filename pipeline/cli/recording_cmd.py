@@ -9,17 +9,11 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..archive import Archiver
-from ..config import Config
-from ..download import Downloader
 from ..events import KINDS
-from ..journal import SQLiteJournal
-from ..live.errors import ApiArgumentError
-from ..live.reconcile import Reconciler, ReconcileSummary
-from ..live.recording_api import RecordingApi, StartRequest, check_api_base, check_kind
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -37,9 +31,16 @@ from .common import (
 )
 from .serve_cmd import TOKEN_ENV, api_base_option, resolve_api_base
 
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..live.reconcile import ReconcileSummary
+    from ..live.recording_api import RecordingApi
+
 
 def _api(config: Config, given_base: str | None) -> RecordingApi:
     """A client with the token from the environment or the config; checked before any call."""
+    from ..live.recording_api import RecordingApi, check_api_base
+
     token = os.environ.get(TOKEN_ENV) or config.videosdk.token
     if not token:
         raise ConfigProblem(f"no API token: set {TOKEN_ENV} or videosdk.token in the config")
@@ -50,6 +51,8 @@ def _api(config: Config, given_base: str | None) -> RecordingApi:
 @contextlib.contextmanager
 def _usage() -> Iterator[None]:
     """Arguments the service would refuse are usage errors (exit 2), caught before any request."""
+    from ..live.errors import ApiArgumentError
+
     try:
         yield
     except ApiArgumentError as exc:
@@ -98,6 +101,8 @@ def start(
     api_base: str | None,
 ) -> None:
     """Start recording one participant's track (POST /v2/recordings/participant/track/start)."""
+    from ..live.recording_api import StartRequest
+
     config = load(config_path)
     with _usage():
         request = StartRequest(
@@ -122,6 +127,8 @@ def stop(
     room: str, participant: str, kind: str, config_path: Path | None, api_base: str | None
 ) -> None:
     """Stop recording one participant's track (POST /v2/recordings/participant/track/stop)."""
+    from ..live.recording_api import check_kind
+
     config = load(config_path)
     with _usage():
         check_kind(kind)
@@ -134,6 +141,11 @@ def run_reconcile(
     config: Config, api: RecordingApi, *, room: str | None, session: str | None
 ) -> ReconcileSummary:
     """Reconcile one room or session into the configured archive."""
+    from ..archive import Archiver
+    from ..download import Downloader
+    from ..journal import SQLiteJournal
+    from ..live.reconcile import Reconciler
+
     backend = open_configured_backend(config)
     journal = SQLiteJournal(config.state.journal)
 

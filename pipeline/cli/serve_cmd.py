@@ -5,14 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..config import Config
-from ..live import PublicKeyError, SignatureVerifier, create_app, load_public_key
-from ..live.recording_api import RecordingApi
-from ..live.runner import serve_forever
-from ..live.signature import public_key_pem
 from .common import (
     ConfigProblem,
     allow_origin_option,
@@ -25,6 +21,10 @@ from .common import (
     state_option,
     translate_errors,
 )
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..live import SignatureVerifier
 
 log = logging.getLogger("track_archive")
 
@@ -49,6 +49,8 @@ def resolve_api_base(config: Config, given: str | None) -> str:
 
 def verifier_for(config: Config, no_verify: bool) -> SignatureVerifier | None:
     """The signature verifier the config asks for; refuses to run without a key."""
+    from ..live import PublicKeyError, SignatureVerifier
+
     if no_verify or not config.serve.verify_signatures:
         return None
     path = config.serve.public_key
@@ -112,6 +114,10 @@ def serve(
         },
     )
     setup_logging(config.log_level)
+    # The web stack and the archiver load here, not with the command line.
+    from ..live import create_app
+    from ..live.runner import serve_forever
+
     verifier = verifier_for(config, no_verify)
     if verifier is None:
         log.warning("signature verification is OFF: anyone can make this server fetch URLs")
@@ -148,6 +154,10 @@ def public_key_group() -> None:
 @translate_errors
 def fetch_public_key(config_path: Path | None, api_base: str | None, out: Path) -> None:
     """Fetch the key that signs webhooks (GET /v2/public/rsa-public-key) and store it as PEM."""
+    from ..live import PublicKeyError, load_public_key
+    from ..live.recording_api import RecordingApi
+    from ..live.signature import public_key_pem
+
     config = load(config_path)
     with RecordingApi(None, api_base=resolve_api_base(config, api_base)) as api:
         text = api.public_key()

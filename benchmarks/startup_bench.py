@@ -1,0 +1,111 @@
+"""Start-up benchmark: ``track-archive --help`` and each command's first output line.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/startup_bench.py [--runs 15]
+
+Like hyperfine: every case runs ``--runs`` times, the cases alternating round
+by round so that machine noise falls on all of them alike, and the median is
+printed beside the median CPU time (user + system of the child). The
+reference is ``python -c pass`` on the same interpreter. A command's time is
+measured to the first line it writes (stdout or stderr), which is when a user
+sees it start working; each command here works on an empty archive, so the
+figure is the cost of starting, not of the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import selectors
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_HELP = 0.25
+TARGET_FIRST_LINE = 0.5
+
+
+def _first_line(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """Seconds to the child's first output line, and the child's CPU seconds in all."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert child.stdout is not None and child.stderr is not None
+    selector = selectors.DefaultSelector()
+    selector.register(child.stdout, selectors.EVENT_READ)
+    selector.register(child.stderr, selectors.EVENT_READ)
+    elapsed: float | None = None
+    open_streams = 2
+    while open_streams:
+        for key, _ in selector.select():
+            chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+            if not chunk:
+                selector.unregister(key.fileobj)
+                open_streams -= 1
+            elif elapsed is None and b"\n" in chunk:
+                elapsed = time.perf_counter() - started
+    _, _, usage = os.wait4(child.pid, 0)
+    if elapsed is None:  # a child that prints nothing: its whole run
+        elapsed = time.perf_counter() - started
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+
+    exe = Path(sys.executable).with_name("track-archive")
+    with tempfile.TemporaryDirectory(prefix="startup-bench-") as tmp:
+        work = Path(tmp)
+        (work / "archive").mkdir()
+        (work / "copy").mkdir()
+        (work / "webhooks.jsonl").write_text("", encoding="utf-8")
+        state = ["--state", str(work / "journal.sqlite3")]
+        archive = ["--backend", str(work / "archive")]
+        cases: dict[str, list[str]] = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "track-archive --help": [str(exe), "--help"],
+            "archive --help": [str(exe), "archive", "--help"],
+            "archive (empty input) --json": [
+                str(exe), "archive", str(work / "webhooks.jsonl"), *archive, *state, "--json",
+            ],
+            "manifest show (absent)": [str(exe), "manifest", "show", "s1", *archive],
+            "sessions --format json": [str(exe), "sessions", *archive, "--format", "json"],
+            "sync --dry-run": [
+                str(exe), "sync", str(work / "archive"), str(work / "copy"), "--dry-run",
+            ],
+            "serve (refuses: no key)": [str(exe), "serve", *archive, *state],
+        }
+        walls: dict[str, list[float]] = {name: [] for name in cases}
+        cpus: dict[str, list[float]] = {name: [] for name in cases}
+        for name, argv in cases.items():  # warm the page cache and .pyc files once
+            _first_line(argv, work)
+        for _ in range(args.runs):
+            for name, argv in cases.items():
+                wall, cpu = _first_line(argv, work)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+
+    base = statistics.median(walls["python -c pass"])
+    print(f"{'case':32} {'median s':>9} {'cpu s':>7} {'x python':>9}  target")
+    for name in cases:
+        wall = statistics.median(walls[name])
+        cpu = statistics.median(cpus[name])
+        if name == "python -c pass":
+            target = ""
+        elif name == "track-archive --help":
+            target = f"< {TARGET_HELP} s: {'met' if wall < TARGET_HELP else 'MISSED'}"
+        else:
+            target = f"< {TARGET_FIRST_LINE} s: {'met' if wall < TARGET_FIRST_LINE else 'MISSED'}"
+        print(f"{name:32} {wall:9.3f} {cpu:7.3f} {wall / base:9.1f}  {target}")
+    print(f"(median of {args.runs} alternating runs; time to the first output line)")
+
+
+if __name__ == "__main__":
+    main()
