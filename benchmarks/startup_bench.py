@@ -84,7 +84,7 @@ def main() -> None:
         }
         walls: dict[str, list[float]] = {name: [] for name in cases}
         cpus: dict[str, list[float]] = {name: [] for name in cases}
-        for name, argv in cases.items():  # warm the page cache and .pyc files once
+        for argv in cases.values():  # warm the page cache and .pyc files once
             _first_line(argv, work)
         for _ in range(args.runs):
             for name, argv in cases.items():
