@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InputError
+from .jsontext import dotted_path, lone_surrogate
 
 Kind = Literal["audio", "video", "screen_audio", "screen_video"]
 KINDS: tuple[str, ...] = ("audio", "video", "screen_audio", "screen_video")
@@ -56,7 +57,7 @@ class FileDetail(BaseModel):
             name = candidate.rstrip("/").rsplit("/", 1)[-1]
             if name:
                 return name
-        raise ValueError("fileDetails entry names no file")
+        raise ValueError("neither filePath nor fileUrl ends in a file name")
 
 
 class TrackData(BaseModel):
@@ -102,8 +103,7 @@ def event_id(payload: Any) -> str:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(record)"
-        parts.append(f"field {field}: {err['msg']}")
+        parts.append(f"field {dotted_path(err['loc'])}: {err['msg']}")
     return "; ".join(parts)
 
 
@@ -113,6 +113,9 @@ def parse_event(payload: Any, *, source: str, line: int | None = None) -> TrackE
         raise InputError(
             f"expected a JSON object, found {type(payload).__name__}", source=source, line=line
         )
+    unencodable = lone_surrogate(payload)
+    if unencodable is not None:
+        raise InputError(unencodable, source=source, line=line)
     webhook_type = payload.get("webhookType")
     if not isinstance(webhook_type, str) or not webhook_type:
         raise InputError("field webhookType: missing or not a string", source=source, line=line)
@@ -129,12 +132,12 @@ def parse_event(payload: Any, *, source: str, line: int | None = None) -> TrackE
                     source=source,
                     line=line,
                 )
-            for detail in event.data.fileDetails:
+            for index, detail in enumerate(event.data.fileDetails):
                 try:
                     detail.filename  # noqa: B018 - validates that a file name can be derived
                 except ValueError as exc:
                     raise InputError(
-                        f"field data.fileDetails: {exc}", source=source, line=line
+                        f"field data.fileDetails[{index}]: {exc}", source=source, line=line
                     ) from None
             return event
         return OtherEvent.model_validate(payload)

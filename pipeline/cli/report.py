@@ -40,6 +40,13 @@ def print_summary(summary: RunSummary) -> None:
         )
     for error in summary.input_errors:
         console.print(f"[red]bad input[/red] {error}", highlight=False)
+    if summary.input_errors:
+        count = len(summary.input_errors)
+        console.print(
+            f"{count} input record{'s' if count != 1 else ''} skipped (listed above); "
+            "the records beside them were read",
+            highlight=False,
+        )
 
 
 def print_manifest(manifest: Manifest) -> None:

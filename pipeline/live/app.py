@@ -10,7 +10,6 @@ background workers (see :mod:`.workers`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from ..download import Downloader, DownloadPolicy
 from ..errors import InputError, JournalError, TrackArchiveError
 from ..events import OtherEvent, TrackEvent, parse_event
 from ..journal import SQLiteJournal
+from ..jsontext import JSONProblem, loads_bytes
 from .errors import SignatureRejected
 from .lifecycle import StuckWatch
 from .metrics import CONTENT_TYPE, ReceiverMetrics
@@ -105,10 +105,10 @@ async def receive_webhook(request: Request) -> Response:
         if form != "raw":
             log.debug("webhook signature matched the body's compact JSON form")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = loads_bytes(body)
+    except JSONProblem as exc:
         metrics.rejected.inc(reason="malformed")
-        return _error(400, "body is not JSON")
+        return _error(400, f"body is not JSON this receiver can read: {exc.message}")
     try:
         event = await _record(live, payload)
     except InputError as exc:

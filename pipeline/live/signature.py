@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ..jsontext import JSONProblem, loads_bytes
 from .errors import PublicKeyError, SignatureRejected
 
 SIGNATURE_HEADER = "videosdk-signature"
@@ -55,9 +56,9 @@ def read_public_key(path: Path) -> rsa.RSAPublicKey:
 def compact_json(body: bytes) -> bytes | None:
     """The body as ``JSON.stringify`` would write it, or ``None`` if it is not JSON."""
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
+        value = loads_bytes(body)
+    except JSONProblem:
+        return None  # too deep, too long a number, not UTF-8: it cannot be the signed form
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
