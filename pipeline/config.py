@@ -98,11 +98,31 @@ class DownloadSection(_Section):
 
 
 class StateSection(_Section):
-    """Local working files: the journal, staged downloads and quarantined files."""
+    """Local working files: the journal, and the state directory that belongs to it.
+
+    Staged downloads and quarantined files live in ``<journal>.d/`` unless
+    ``staging`` or ``quarantine`` name another place: two journals in one
+    working directory never share them.
+    """
 
     journal: Path = Path(".track-archive/journal.sqlite3")
-    staging: Path = Path(".track-archive/staging")
-    quarantine: Path = Path(".track-archive/quarantine")
+    staging: Path | None = None
+    quarantine: Path | None = None
+
+    @property
+    def directory(self) -> Path:
+        """The journal's own state directory, ``<journal>.d``."""
+        return self.journal.with_name(self.journal.name + ".d")
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where downloads in progress are written."""
+        return self.staging if self.staging is not None else self.directory / "staging"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where refused files are kept beside their reasons."""
+        return self.quarantine if self.quarantine is not None else self.directory / "quarantine"
 
 
 class ServeSection(_Section):

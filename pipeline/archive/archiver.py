@@ -8,6 +8,7 @@ then claimed by workers, so a crash at any point is resumed by the next run.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from ..events import OtherEvent, TrackEvent, event_id, parse_event
 from ..journal import Journal, SegmentRecord, SegmentState, worker_name
 from .manifests import flush_manifests
 from .segments import manifest_segment, plan_segments
-from .store import quarantine, store_verified
+from .store import holds_exactly, quarantine, store_verified, stored_facts
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,10 @@ class Archiver:
 
     async def process(self, record: SegmentRecord, worker: str) -> Outcome:
         """Download, verify and store one claimed segment; record the outcome."""
-        staged = self.staging / f"{record.segment_id}.part"
+        staged = self.staging / _staged_name(record, worker)
         staged.parent.mkdir(parents=True, exist_ok=True)
-        result = await self._resume_verified(record, staged)
+        result, stored = await self._resume_verified(record)
+        await asyncio.to_thread(self._drop_stale_staging, record, keep=result)
         if result is None:
             log.info("fetching %s -> %s", record.source_url, record.key)
             result = await self.downloader.fetch(record.source_url, staged, kind=record.kind)
@@ -189,11 +191,13 @@ class Archiver:
                 worker,
                 {"verified": result.as_dict()},
             )
-        try:
-            stored = await asyncio.to_thread(store_verified, self.backend, record.key, result)
-        except StorageError as exc:
-            return await self._refuse(record, worker, result, f"storage: {exc}")
-        staged.unlink(missing_ok=True)
+        if stored is None:
+            try:
+                stored = await asyncio.to_thread(store_verified, self.backend, record.key, result)
+            except StorageError as exc:
+                return await self._refuse(record, worker, result, f"storage: {exc}")
+        if result.path is not None:
+            result.path.unlink(missing_ok=True)
         await asyncio.to_thread(
             self.journal.finish, record.segment_id, worker, SegmentState.DONE, result=stored
         )
@@ -209,27 +213,46 @@ class Archiver:
         log.info("archived %s (%d bytes)", stored["key"], result.size)
         return Outcome(record, "archived", size=result.size, download=result)
 
-    async def _resume_verified(self, record: SegmentRecord, staged: Path) -> DownloadResult | None:
+    def _noted_staging(self, record: SegmentRecord) -> Path | None:
+        """The staged file an interrupted worker noted as verified (only inside our staging)."""
+        noted = (record.result or {}).get("verified") or {}
+        name = Path(noted.get("path") or "").name
+        return self.staging / name if name.startswith(f"{record.segment_id}.") else None
+
+    def _drop_stale_staging(self, record: SegmentRecord, keep: DownloadResult | None) -> None:
+        """Remove what earlier claims of this segment left in staging (a killed run's partial file)."""
+        keep_path = keep.path if keep is not None else None
+        for path in self.staging.glob(f"{record.segment_id}.*.part"):
+            if path != keep_path:
+                path.unlink(missing_ok=True)
+
+    async def _resume_verified(
+        self, record: SegmentRecord
+    ) -> tuple[DownloadResult | None, dict[str, Any] | None]:
         """A download an interrupted worker verified, if it can still be used as is.
 
-        Either the staged file is still whole (same SHA-256), or the object it
-        was being stored as is already at the key: both make a new download
-        unnecessary. Anything less and the caller downloads again.
+        Returns the verified result and, when the object is already at its key,
+        the stored facts. Either the object at the key reads back with the
+        recorded size and both checksums, or the staged file does: both make a
+        new download unnecessary. Anything less and the caller downloads again.
         """
         noted = (record.result or {}).get("verified")
         if not noted or not noted.get("ok"):
-            return None
+            return None, None
+        staged = self._noted_staging(record)
         result = DownloadResult.from_dict(noted, path=staged)
-        stat = await asyncio.to_thread(self.backend.stat, record.key)
-        if stat is not None and stat.sha256 == result.sha256:
+        if await asyncio.to_thread(holds_exactly, self.backend, record.key, result):
             log.info("resuming %s: already stored by an interrupted run", record.key)
-            return result
-        if staged.exists():
+            return result, stored_facts(record.key, result)
+        if staged is not None and staged.exists():
             crc32c, sha256, size = await asyncio.to_thread(hash_file, staged)
             if (crc32c, sha256, size) == (result.crc32c, result.sha256, result.size):
                 log.info("resuming %s from its verified staged file", record.key)
-                return result
-        return None
+                return result, None
+            log.warning(
+                "staged file of %s no longer matches its checksums; fetching again", record.key
+            )
+        return None, None
 
     async def _refuse(
         self, record: SegmentRecord, worker: str, result: DownloadResult, reason: str
@@ -245,6 +268,17 @@ class Archiver:
         )
         log.error("not archived: %s (%s)", record.key, reason)
         return Outcome(record, "failed", reason=reason, download=result)
+
+
+def _staged_name(record: SegmentRecord, worker: str) -> str:
+    """A staging file name of this claim alone, so no other claim of the segment can write it.
+
+    ``attempts`` counts claims in the journal and the worker names its
+    process, so neither a worker whose lease ran out nor a run on another
+    journal sharing the directory ever writes the same file.
+    """
+    token = hashlib.sha256(f"{worker}:{record.attempts}".encode()).hexdigest()[:12]
+    return f"{record.segment_id}.{token}.part"
 
 
 def summarise(journal: Journal, segment_ids: set[str], outcomes: list[Outcome]) -> RunSummary:

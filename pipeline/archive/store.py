@@ -12,7 +12,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from storage_backends import Backend, IntegrityError, ObjectStat, PreconditionFailed
+from storage_backends import (
+    Backend,
+    IntegrityError,
+    ObjectStat,
+    PreconditionFailed,
+    StorageError,
+)
+from storage_backends.checksums import CHUNK_SIZE, Hasher
 
 from ..download import DownloadResult
 from ..layout import conflict_key
@@ -89,16 +96,46 @@ def store_verified(backend: Backend, key: str, result: DownloadResult) -> dict[s
             raise PreconditionFailed(
                 "conflict key holds different content too", backend=backend.url, key=final_key
             )
+    return stored_facts(final_key, result, conflict_with=conflict_with, already=existed)
+
+
+def stored_facts(
+    key: str, result: DownloadResult, *, conflict_with: str | None = None, already: bool = False
+) -> dict[str, Any]:
+    """The facts the journal and manifest keep about ``result`` stored at ``key``."""
     data = result.as_dict()
     # ``already`` marks content some earlier or concurrent run had stored: not new work.
     data.update(
-        key=final_key,
+        key=key,
         conflict_with=conflict_with,
         archived_at=utcnow().isoformat(),
-        already=existed,
+        already=already,
     )
     data.pop("path", None)
     return data
+
+
+def holds_exactly(backend: Backend, key: str, result: DownloadResult) -> bool:
+    """Read the object at ``key`` back and prove its size and both checksums against ``result``.
+
+    Metadata alone is not proof: a local file truncated after it was written
+    still carries the SHA-256 recorded when it was whole.
+    """
+    stat = backend.stat(key)
+    if stat is None or stat.size != result.size:
+        return False
+    hasher = Hasher()
+    try:
+        with backend.open_read(key) as stream:
+            while chunk := stream.read(CHUNK_SIZE):
+                hasher.update(chunk)
+    except StorageError:
+        return False
+    return (hasher.size, hasher.crc32c, hasher.sha256) == (
+        result.size,
+        result.crc32c,
+        result.sha256,
+    )
 
 
 def quarantine(quarantine_root: Path, key: str, result: DownloadResult) -> Path | None:

@@ -71,8 +71,8 @@ async def _archive(
             backend=backend,
             journal=journal,
             downloader=downloader,
-            staging=config.state.staging,
-            quarantine_dir=config.state.quarantine,
+            staging=config.state.staging_dir,
+            quarantine_dir=config.state.quarantine_dir,
             on_outcome=on_outcome,
         )
         for item in read_sources(sources):

@@ -68,8 +68,6 @@ def demo(out_dir: Path, live: bool) -> None:
                 "backend.url": str(out_dir / "archive"),
                 "download.allowed_origins": [server.url],
                 "state.journal": str(out_dir / "state" / "journal.sqlite3"),
-                "state.staging": str(out_dir / "state" / "staging"),
-                "state.quarantine": str(out_dir / "state" / "quarantine"),
             }
         )
         setup_logging("warning")

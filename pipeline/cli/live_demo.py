@@ -43,8 +43,6 @@ def run_live_demo(out_dir: Path) -> int:
                 "backend.url": str(out_dir / "archive"),
                 "download.allowed_origins": [standin.url],
                 "state.journal": str(out_dir / "state-live" / "journal.sqlite3"),
-                "state.staging": str(out_dir / "state-live" / "staging"),
-                "state.quarantine": str(out_dir / "state-live" / "quarantine"),
                 "serve.public_key": str(key_file),
             }
         )

@@ -155,8 +155,8 @@ def run_reconcile(
                 backend=backend,
                 journal=journal,
                 downloader=downloader,
-                staging=config.state.staging,
-                quarantine_dir=config.state.quarantine,
+                staging=config.state.staging_dir,
+                quarantine_dir=config.state.quarantine_dir,
             )
             reconciler = Reconciler(api, archiver, concurrency=config.download.concurrency or 4)
             return await reconciler.run(room_id=room, session_id=session)

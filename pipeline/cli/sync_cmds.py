@@ -177,7 +177,7 @@ def sync(
 
 def _staging(config: Config) -> Path | None:
     """Streamed copies are staged beside the other working files."""
-    staging = config.state.staging
+    staging = config.state.staging_dir
     try:
         staging.mkdir(parents=True, exist_ok=True)
     except OSError:

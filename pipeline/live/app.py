@@ -223,8 +223,8 @@ def create_app(
                     backend=backend,
                     journal=journal,
                     downloader=downloader,
-                    staging=config.state.staging,
-                    quarantine_dir=config.state.quarantine,
+                    staging=config.state.staging_dir,
+                    quarantine_dir=config.state.quarantine_dir,
                 )
                 await asyncio.to_thread(stuck.seed, journal.events())
                 if commit:
