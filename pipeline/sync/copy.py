@@ -1,12 +1,19 @@
-"""Copying one object between backends, verified end to end.
+"""Copying one object between backends, re-proved against what was recorded for it.
 
-The source's checksums travel with the bytes: a streamed copy hashes what it
-reads, checks it against what the source recorded, then hands CRC32C and
-SHA-256 to the destination, which checks the CRC32C of what it received and
-stores the SHA-256 as metadata. A failed check leaves nothing at the key
-(the backend contract's promise). Same-service pairs copy server-side and the
-result is checked against the source's digest. A local source file is handed
-to the destination directly, with the checksums recorded when it was written.
+``expected`` is the size and checksums recorded for the object (its stored
+metadata and its manifest entry, see ``plan.py``); every path proves the
+bytes it moves against all of them, and a failed proof leaves nothing at the
+destination:
+
+* streamed: the bytes read are hashed (CRC32C and SHA-256) and compared with
+  the record before the destination sees them; the destination then checks
+  the CRC32C of what it received;
+* a local source file is handed to the destination in place; the local
+  backend recomputes both checksums of what it writes and refuses a mismatch,
+  other destinations check only the CRC32C, so for them the file is hashed
+  first;
+* server-side (same service): only the service sees the bytes, so the CRC32C
+  it computed for the copy must equal the recorded one.
 """
 
 from __future__ import annotations
@@ -19,18 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage_backends.base import Backend, ObjectStat
-from storage_backends.checksums import CHUNK_SIZE, Hasher
+from storage_backends.checksums import CHUNK_SIZE, Hasher, hash_file
 from storage_backends.errors import ObjectNotFound
+from storage_backends.local import LocalBackend
 
 from ..errors import TrackArchiveError
-from .digest import Digest, Verdict, compare, digest_of
+from .digest import Digest, digest_of, disproof
 
 #: Metadata the backends manage themselves and which must not be passed twice.
 _RESERVED_METADATA = frozenset({"sha256", "crc32c"})
 
 
 class CopyMismatch(TrackArchiveError):
-    """The bytes copied do not match the checksums the source recorded."""
+    """The bytes copied are not the content recorded for the object."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,28 +58,54 @@ def content_type_for(key: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def _check(expected: Digest | None, got: Digest, what: str, key: str) -> None:
-    if expected is not None and compare(expected, got) is Verdict.DIFFERENT:
-        raise CopyMismatch(
-            f"{key}: {what} (expected size {expected.size}, crc32c {expected.crc32c}, "
-            f"got size {got.size}, crc32c {got.crc32c})"
-        )
+def _prove(
+    expected: Digest | None,
+    got: Digest,
+    what: str,
+    key: str,
+    *,
+    checksums: tuple[str, ...] = ("CRC32C", "SHA-256"),
+) -> None:
+    """Raise ``CopyMismatch`` naming ``key`` unless ``got`` is the recorded content."""
+    if expected is None:
+        return
+    problem = disproof(expected, got, checksums=checksums)
+    if problem is not None:
+        raise CopyMismatch(f"{key}: {what}: {problem}")
+
+
+def _undo(dest: Backend, key: str) -> None:
+    # What we just wrote is not the recorded content: take it away again.
+    with contextlib.suppress(ObjectNotFound):
+        dest.delete(key)
 
 
 def copy_server_side(
     source: Backend, dest: Backend, key: str, *, expected: Digest | None, replace: bool
 ) -> Copied | None:
-    """Copy within one service; ``None`` when the pair cannot copy server-side."""
+    """Copy within one service; ``None`` when the pair cannot copy server-side.
+
+    Without a recorded CRC32C nothing could prove the service's copy, so the
+    object is streamed (and hashed) instead.
+    """
+    if expected is None or not expected.crc32c:
+        return None
     stat = dest.copy_within(source, key, key, if_absent=not replace)
     if stat is None:
         return None
     got = digest_of(stat)
     try:
-        _check(expected, got, "server-side copy differs from the source", key)
+        # The SHA-256 a copy carries is the source's metadata, not a hash of the
+        # bytes: the service's own CRC32C is the proof here.
+        _prove(
+            expected,
+            got,
+            "the server-side copy is not the recorded content",
+            key,
+            checksums=("CRC32C",),
+        )
     except CopyMismatch:
-        # What we just created is not the source's content: take it away again.
-        with contextlib.suppress(ObjectNotFound):
-            dest.delete(key)
+        _undo(dest, key)
         raise
     return Copied(stat, got, server_side=True)
 
@@ -96,7 +130,7 @@ def copy_streamed(
                 hasher.update(chunk)
                 out.write(chunk)
         read = Digest(hasher.size, hasher.crc32c, hasher.sha256)
-        _check(expected, read, "the bytes read do not match the source's checksums", key)
+        _prove(expected, read, "the bytes read are not the recorded content", key)
         stat = dest.put_file(
             key,
             path,
@@ -106,11 +140,25 @@ def copy_streamed(
             metadata=metadata or None,
             if_absent=not replace,
         )
-        if stat.size != read.size:
-            raise CopyMismatch(f"{key}: destination reports {stat.size} bytes, sent {read.size}")
+        _check_stored(dest, key, read, stat)
         return Copied(stat, read, server_side=False)
     finally:
         path.unlink(missing_ok=True)
+
+
+def _check_stored(dest: Backend, key: str, sent: Digest, stat: ObjectStat) -> None:
+    """The destination's own account of what it stored must agree with what was sent."""
+    try:
+        _prove(sent, digest_of(stat), "the destination reports other content", key, checksums=())
+    except CopyMismatch:
+        _undo(dest, key)
+        raise
+
+
+def _verifies_both_checksums(dest: Backend) -> bool:
+    # The local backend hashes what it writes with both checksums and refuses a
+    # mismatch with either; S3 and GCS check the CRC32C only.
+    return isinstance(dest, LocalBackend)
 
 
 def copy_from_local(
@@ -122,17 +170,21 @@ def copy_from_local(
     replace: bool,
     metadata: dict[str, str],
 ) -> Copied | None:
-    """Hand a local source file straight to the destination, with the source's recorded checksums.
+    """Hand a local source file straight to the destination, with the recorded checksums.
 
-    The destination checks the bytes it reads from the file against the CRC32C
-    recorded when the source was written, so nothing is staged and the check is
-    still end to end. ``None`` when the source is not local or lacks a checksum.
+    The destination checks the bytes it reads from the file against the
+    recorded CRC32C (and a local destination the SHA-256 too); for any other
+    destination the file's SHA-256 is checked here first. Nothing is staged.
+    ``None`` when the source is not local or the record lacks a checksum.
     """
     if expected is None or not expected.crc32c or not expected.sha256:
         return None
     path = source.local_path(key)
     if path is None:
         return None
+    if not _verifies_both_checksums(dest):
+        crc, sha, size = hash_file(path)
+        _prove(expected, Digest(size, crc, sha), "the source file is not the recorded content", key)
     stat = dest.put_file(
         key,
         path,
@@ -142,10 +194,7 @@ def copy_from_local(
         metadata=metadata or None,
         if_absent=not replace,
     )
-    if stat.size != expected.size:
-        raise CopyMismatch(
-            f"{key}: destination reports {stat.size} bytes, expected {expected.size}"
-        )
+    _check_stored(dest, key, expected, stat)
     return Copied(stat, expected, server_side=False)
 
 

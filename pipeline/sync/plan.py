@@ -6,6 +6,12 @@ then those the session's manifest recorded for its segments (S3 listings carry
 no checksum). Only a pair that neither source can settle costs a request per
 object (a stat, and as a last resort reading the bytes); unchanged files are
 never re-hashed.
+
+What the copy must prove comes from the same records: the source manifest of
+every session with something to copy is read, and a source object whose size
+or checksums contradict its manifest entry is refused outright (it was changed
+or truncated after it was archived), as is a manifest whose bytes contradict
+its own stored checksum.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from storage_backends.errors import ObjectNotFound
 
 from ..layout import MANIFEST_NAME, session_prefix
 from ..manifest import Manifest
-from .digest import Digest, Verdict, compare, digest_of
+from .digest import Digest, Verdict, compare, digest_of, reconciled
 
 
 class Action(Enum):
@@ -35,6 +41,7 @@ class Action(Enum):
     SKIP = "skip"  # same content on both sides
     CONFLICT = "conflict"  # different content at the destination, left alone
     REVIEW = "review"  # two different manifests: decided by reading both
+    REFUSE = "refuse"  # the source object contradicts what was recorded for it
     DELETE = "delete"  # only at the destination, --delete given
     KEEP = "keep"  # only at the destination, left alone
 
@@ -59,6 +66,8 @@ class Listing:
     digests: dict[str, Digest] = field(default_factory=dict)
     #: Manifests read while planning, by session component: (bytes, stat of those bytes).
     manifests: dict[str, tuple[bytes, ObjectStat]] = field(default_factory=dict)
+    #: Objects whose records contradict each other, with the reason.
+    disputes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.digests:
@@ -109,7 +118,11 @@ def read_small(backend: Backend, key: str) -> tuple[bytes, ObjectStat] | None:
 
 
 def _learn_from_manifest(listing: Listing, session: str) -> None:
-    """Record a session manifest's own digest and the checksums it lists."""
+    """Record a session manifest's own digest and the checksums it lists.
+
+    A listed object whose size or checksums contradict its manifest entry is
+    recorded as a dispute (and keeps the digest its listing gave).
+    """
     key = f"{session}/{MANIFEST_NAME}"
     found = read_small(listing.backend, key)
     if found is None:
@@ -118,20 +131,53 @@ def _learn_from_manifest(listing: Listing, session: str) -> None:
     listing.manifests[session] = found
     crc, sha = hash_bytes(data)
     listing.stats[key] = stat
-    listing.digests[key] = Digest(len(data), crc, sha)
+    listing.digests[key] = read = Digest(len(data), crc, sha)
+    if reconciled(read, digest_of(stat)) is None:
+        listing.disputes[key] = (
+            f"the manifest read ({read.describe()}) is not the one stored "
+            f"({digest_of(stat).describe()})"
+        )
     try:
         manifest = Manifest.from_json(data)
     except ValidationError:
         return  # an unreadable manifest still has a digest; its segments stay unknown
     for _pid, _kind, segment in manifest.segments():
         known = listing.digests.get(segment.key)
-        if known is not None:
-            recorded = Digest(segment.size, segment.crc32c or None, segment.sha256 or None)
-            listing.digests[segment.key] = known.merged(recorded)
+        if known is None:
+            continue
+        recorded = Digest(segment.size, segment.crc32c or None, segment.sha256 or None)
+        both = reconciled(known, recorded)
+        if both is None:
+            listing.disputes[segment.key] = (
+                f"the object ({known.describe()}) is not what its manifest records "
+                f"({recorded.describe()}): changed or truncated after it was archived"
+            )
+        else:
+            listing.digests[segment.key] = both
 
 
 def _sessions_lacking(listing: Listing, keys: Iterable[str]) -> set[str]:
     return {session_of(k) for k in keys if not listing.digests[k].has_checksum}
+
+
+def _sessions_moving(source: Listing, dest: Listing) -> set[str]:
+    """Sessions with an object the listings do not show to be at the destination already."""
+    return {
+        session_of(key)
+        for key, digest in source.digests.items()
+        if key not in dest.digests or compare(digest, dest.digests[key]) is not Verdict.SAME
+    }
+
+
+def _stat_unrecorded(source: Listing, keys: list[str], pool: Executor) -> None:
+    """Ask the source for checksums of objects no listing or manifest records any for."""
+
+    def stat_one(key: str) -> None:
+        stat = source.backend.stat(key)
+        if stat is not None:
+            source.digests[key] = source.digests[key].merged(digest_of(stat))
+
+    list(pool.map(stat_one, keys))
 
 
 def _hash_remote(backend: Backend, key: str) -> Digest | None:
@@ -187,10 +233,19 @@ def build_plan(
     need_dst = _sessions_lacking(dest, shared)
     reads = [(source, s) for s in sorted(need_src)] + [(dest, s) for s in sorted(need_dst)]
     list(pool.map(lambda job: _learn_from_manifest(*job), reads))
+    # Every session with something to copy needs its source manifest: it is the
+    # record the copies are proved against.
+    more = sorted(_sessions_moving(source, dest) - need_src)
+    list(pool.map(lambda session: _learn_from_manifest(source, session), more))
 
     unknown = [k for k in shared if compare(source.digests[k], dest.digests[k]) is Verdict.UNKNOWN]
     if unknown:
         _settle_unknown(source, dest, unknown, pool)
+    unrecorded = [
+        k for k, d in source.digests.items() if k not in dest.stats and not d.has_checksum
+    ]
+    if unrecorded:
+        _stat_unrecorded(source, unrecorded, pool)
 
     keys = sorted(set(source.stats) | set(dest.stats))
     steps = [_decide(key, source, dest, overwrite=overwrite, delete=delete) for key in keys]
@@ -208,6 +263,8 @@ def _decide(key: str, source: Listing, dest: Listing, *, overwrite: bool, delete
         assert dst is not None  # every key comes from one of the two listings
         return step(Action.DELETE if delete else Action.KEEP, dst.size)
     expected = source.digests[key]
+    if key in source.disputes:
+        return step(Action.REFUSE, expected.size, reason=source.disputes[key])
     if dst is None:
         return step(Action.COPY, expected.size, expected=expected)
     verdict = compare(expected, dest.digests[key])

@@ -2,8 +2,9 @@
 
 Order is what keeps the destination readable at every instant: a session's
 manifest is written only after every segment it names is at the destination
-with the source's content, and deletions remove a manifest before the
-segments it names. Each run starts from fresh listings, so a rerun after an
+with the content recorded for it, and deletions remove a manifest before the
+segments it names. A segment that fails its proof (see ``copy.py``) or was
+refused while planning fails by its key and holds its session's manifest back. Each run starts from fresh listings, so a rerun after an
 interruption copies only what is still missing.
 """
 
@@ -118,6 +119,8 @@ def _segment_step(job: _Job, step: Step) -> SyncItem:
         return _item(step, Outcome.SKIPPED)
     if step.action is Action.CONFLICT:
         return _item(step, Outcome.CONFLICT)
+    if step.action is Action.REFUSE:
+        return _item(step, Outcome.FAILED)
     return _item(step, Outcome.KEPT, "only at the destination")
 
 
@@ -137,12 +140,13 @@ def _manifest_step(job: _Job, step: Step, plan: Plan) -> SyncItem:
         job.manifest_kept.add(step.session)
         return _item(step, Outcome.FAILED, "vanished from the source during the sync")
     data, _ = found
-    missing = [k for k in listed_keys(data) if k not in job.present]
-    if missing:
+    named = listed_keys(data)
+    absent = [k for k in named if k not in plan.source.stats]
+    missing = [k for k in named if k not in job.present]
+    if absent or missing:
         job.manifest_kept.add(step.session)
-        reason = (
-            f"held back: names {len(missing)} object(s) the destination lacks, e.g. {missing[0]!r}"
-        )
+        where, keys = ("source", absent) if absent else ("destination", missing)
+        reason = f"held back: names {len(keys)} object(s) the {where} lacks, e.g. {keys[0]!r}"
         return _item(step, Outcome.FAILED, reason)
     replace_version: str | None = None
     verb = "copy"
@@ -230,7 +234,10 @@ def sync(
 
         manifests = [s for s in plan.steps if s.is_manifest]
         for step in manifests:
-            if step.action is Action.CONFLICT or step.action is Action.KEEP:
+            if step.action is Action.REFUSE:
+                job.manifest_kept.add(step.session)
+                job.record(step, _item(step, Outcome.FAILED))
+            elif step.action is Action.CONFLICT or step.action is Action.KEEP:
                 job.manifest_kept.add(step.session)
                 outcome = Outcome.CONFLICT if step.action is Action.CONFLICT else Outcome.KEPT
                 job.record(step, _item(step, outcome))
