@@ -20,6 +20,15 @@ class Check:
         """A JSON-ready form for manifests, journals and ``--json`` output."""
         return asdict(self)
 
+    def to_json(self) -> dict[str, Any]:
+        """:meth:`as_dict` with any value JSON cannot hold turned into its string."""
+        data = self.as_dict()
+        for key in ("expected", "found"):
+            value = data[key]
+            if not (value is None or isinstance(value, str | int | float | bool | list | dict)):
+                data[key] = str(value)
+        return data
+
     def describe(self) -> str:
         """One line for logs and failure reasons."""
         text = f"{self.name}: expected {self.expected!r}, found {self.found!r}"

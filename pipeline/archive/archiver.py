@@ -22,9 +22,11 @@ from ..download import Downloader, DownloadResult
 from ..errors import InputError
 from ..events import OtherEvent, TrackEvent, event_id, parse_event
 from ..journal import Journal, SegmentRecord, SegmentState, worker_name
+from ..manifest import utcnow
+from ..segment import StoredSegment
 from .manifests import flush_manifests
 from .segments import manifest_segment, plan_segments
-from .store import holds_exactly, quarantine, store_verified, stored_facts
+from .store import holds_exactly, quarantine, store_verified
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class Outcome:
     size: int = 0
     reason: str | None = None
     download: DownloadResult | None = None
+    #: The stored segment's record when ``state`` is "archived" or "skipped".
+    stored: StoredSegment | None = None
 
 
 @dataclass
@@ -199,19 +203,23 @@ class Archiver:
         if result.path is not None:
             result.path.unlink(missing_ok=True)
         await asyncio.to_thread(
-            self.journal.finish, record.segment_id, worker, SegmentState.DONE, result=stored
+            self.journal.finish,
+            record.segment_id,
+            worker,
+            SegmentState.DONE,
+            result=stored.to_json(),
         )
-        if stored.get("conflict_with"):
+        if stored.conflict_with:
             log.warning(
                 "segment %s stored at %s (different content already at its key)",
                 record.source_url,
-                stored["key"],
+                stored.key,
             )
-        if stored["already"]:
-            log.info("already archived: %s", stored["key"])
-            return Outcome(record, "skipped", download=result)
-        log.info("archived %s (%d bytes)", stored["key"], result.size)
-        return Outcome(record, "archived", size=result.size, download=result)
+        if stored.already:
+            log.info("already archived: %s", stored.key)
+            return Outcome(record, "skipped", download=result, stored=stored)
+        log.info("archived %s (%d bytes)", stored.key, stored.size)
+        return Outcome(record, "archived", size=stored.size, download=result, stored=stored)
 
     def _noted_staging(self, record: SegmentRecord) -> Path | None:
         """The staged file an interrupted worker noted as verified (only inside our staging)."""
@@ -228,7 +236,7 @@ class Archiver:
 
     async def _resume_verified(
         self, record: SegmentRecord
-    ) -> tuple[DownloadResult | None, dict[str, Any] | None]:
+    ) -> tuple[DownloadResult | None, StoredSegment | None]:
         """A download an interrupted worker verified, if it can still be used as is.
 
         Returns the verified result and, when the object is already at its key,
@@ -243,7 +251,7 @@ class Archiver:
         result = DownloadResult.from_dict(noted, path=staged)
         if await asyncio.to_thread(holds_exactly, self.backend, record.key, result):
             log.info("resuming %s: already stored by an interrupted run", record.key)
-            return result, stored_facts(record.key, result)
+            return result, StoredSegment.of_download(result, key=record.key, archived_at=utcnow())
         if staged is not None and staged.exists():
             crc32c, sha256, size = await asyncio.to_thread(hash_file, staged)
             if (crc32c, sha256, size) == (result.crc32c, result.sha256, result.size):
@@ -295,10 +303,9 @@ def summarise(journal: Journal, segment_ids: set[str], outcomes: list[Outcome]) 
                 summary.bytes += outcome.size
             else:
                 summary.skipped += 1
-            if record.result and record.result.get("conflict_with"):
-                summary.conflicts.append(
-                    {"key": record.result["conflict_with"], "storedAt": record.result["key"]}
-                )
+            stored = record.stored
+            if stored is not None and stored.conflict_with:
+                summary.conflicts.append({"key": stored.conflict_with, "storedAt": stored.key})
         elif record.state is SegmentState.FAILED:
             summary.failed += 1
             summary.failures.append(

@@ -28,9 +28,10 @@ def session_update(
             continue
         segment_ids.append(record.segment_id)
         update.meeting_id = update.meeting_id or record.meeting_id
-        if record.state is SegmentState.DONE and record.result:
+        stored = record.stored
+        if stored is not None:
             update.segments.append(
-                (record.participant_id, record.kind, manifest_segment(record, record.result))
+                (record.participant_id, record.kind, manifest_segment(record, stored))
             )
         elif record.state is SegmentState.FAILED:
             update.failures.append(

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
-from typing import Any
 
 from ..errors import InputError, UnsafeIdentifier
 from ..events import TrackEvent
 from ..journal import NewSegment, SegmentRecord
 from ..layout import segment_key
 from ..manifest import Segment, Stream
-from ..media.naming import started_at_from_filename
+from ..segment import StartSource, StoredSegment
 
 
 def segment_id(key: str, source_url: str) -> str:
@@ -46,27 +44,25 @@ def plan_segments(event: TrackEvent, *, source: str, line: int | None = None) ->
     return jobs
 
 
-def manifest_segment(record: SegmentRecord, result: dict[str, Any]) -> Segment:
-    """The manifest entry of a segment archived with ``result`` (see ``store.stored_result``)."""
-    started = started_at_from_filename(record.filename)
-    media_start = result.get("started_at")
+def manifest_segment(record: SegmentRecord, stored: StoredSegment) -> Segment:
+    """The manifest entry of ``record``'s segment, stored as ``stored``."""
+    start = stored.start(record.filename)
     return Segment(
-        key=result["key"],
-        filename=result["key"].rsplit("/", 1)[-1]
-        if result.get("conflict_with")
-        else record.filename,
+        key=stored.key,
+        filename=stored.filename if stored.conflict_with else record.filename,
         sourceUrl=record.source_url,
         sourcePath=record.source_path,
-        size=result["size"],
-        sha256=result["sha256"],
-        crc32c=result["crc32c"],
-        md5=result.get("md5"),
-        durationSeconds=result.get("duration_seconds"),
-        container=result.get("container"),
-        streams=[Stream(type=s["type"], codec=s["codec"]) for s in result.get("streams", [])],
-        startedAt=started or (datetime.fromisoformat(media_start) if media_start else None),
-        startedAtMs=int(started.timestamp() * 1000) if started else None,
-        archivedAt=datetime.fromisoformat(result["archived_at"]),
+        size=stored.size,
+        sha256=stored.sha256,
+        crc32c=stored.crc32c,
+        md5=stored.md5,
+        durationSeconds=stored.duration_seconds,
+        container=stored.container,
+        streams=[Stream(type=s.type, codec=s.codec) for s in stored.streams],
+        startedAt=start.at,
+        # Only the service's own clock (the name) is exact to the millisecond.
+        startedAtMs=start.epoch_ms if start.source is StartSource.NAME else None,
+        archivedAt=stored.archived_at,
         arrival=record.arrival,
-        conflictWith=result.get("conflict_with"),
+        conflictWith=stored.conflict_with,
     )

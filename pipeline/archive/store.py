@@ -10,7 +10,6 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from storage_backends import (
     Backend,
@@ -24,6 +23,7 @@ from storage_backends.checksums import CHUNK_SIZE, Hasher
 from ..download import DownloadResult
 from ..layout import conflict_key
 from ..manifest import utcnow
+from ..segment import StoredSegment
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def _put_create_only(
     )
 
 
-def store_verified(backend: Backend, key: str, result: DownloadResult) -> dict[str, Any]:
-    """Store a verified download; return the facts the journal and manifest keep."""
+def store_verified(backend: Backend, key: str, result: DownloadResult) -> StoredSegment:
+    """Store a verified download at ``key`` (or its conflict copy); return its record."""
     assert result.path is not None
     conflict_with = None
     stat, existed = _put_create_only(backend, key, result, result.path)
@@ -96,23 +96,9 @@ def store_verified(backend: Backend, key: str, result: DownloadResult) -> dict[s
             raise PreconditionFailed(
                 "conflict key holds different content too", backend=backend.url, key=final_key
             )
-    return stored_facts(final_key, result, conflict_with=conflict_with, already=existed)
-
-
-def stored_facts(
-    key: str, result: DownloadResult, *, conflict_with: str | None = None, already: bool = False
-) -> dict[str, Any]:
-    """The facts the journal and manifest keep about ``result`` stored at ``key``."""
-    data = result.as_dict()
-    # ``already`` marks content some earlier or concurrent run had stored: not new work.
-    data.update(
-        key=key,
-        conflict_with=conflict_with,
-        archived_at=utcnow().isoformat(),
-        already=already,
+    return StoredSegment.of_download(
+        result, key=final_key, archived_at=utcnow(), conflict_with=conflict_with, already=existed
     )
-    data.pop("path", None)
-    return data
 
 
 def holds_exactly(backend: Backend, key: str, result: DownloadResult) -> bool:

@@ -98,8 +98,9 @@ def _watch(config: Config, expected: int) -> int:
                 if record.segment_id in seen:
                     continue
                 seen.add(record.segment_id)
-                if record.state is SegmentState.DONE and record.result:
-                    click.echo(f"archived {record.result['key']} ({record.result['size']:,} bytes)")
+                stored = record.stored
+                if stored is not None:
+                    click.echo(f"archived {stored.key} ({stored.size:,} bytes)")
                 else:
                     click.echo(f"FAILED {record.key}: {record.error}")
             time.sleep(0.1)

@@ -9,8 +9,9 @@
 from pipeline.download.engine import Downloader
 from pipeline.download.errors import DownloadError, UrlRefused
 from pipeline.download.policy import DownloadPolicy
-from pipeline.download.result import DownloadResult, StreamSummary
+from pipeline.download.result import DownloadResult
 from pipeline.download.safety import check_url
+from pipeline.segment import StreamSummary
 
 __all__ = [
     "DownloadError",

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -23,11 +22,12 @@ from pipeline.download.errors import (
 )
 from pipeline.download.fetch import TooSlow, Transfer
 from pipeline.download.policy import DownloadPolicy
-from pipeline.download.result import DownloadResult, StreamSummary
+from pipeline.download.result import DownloadResult
 from pipeline.download.retry import RetryBudget
 from pipeline.download.safety import Resolver, SafetyRules, system_resolver
 from pipeline.download.source_checksum import compare
 from pipeline.download.wire import wide_read_transport
+from pipeline.segment import StreamSummary
 
 USER_AGENT = "track-archive/0.1"
 
@@ -251,7 +251,7 @@ class Downloader:
         self, result: DownloadResult, kind: str | None, expected_duration: float | None
     ) -> None:
         # Imported here so the download engine stays importable without PyAV loaded.
-        from pipeline.media import inspect_media, started_at_from_filename
+        from pipeline.media import inspect_media
 
         assert result.path is not None
         report = await asyncio.to_thread(
@@ -261,5 +261,5 @@ class Downloader:
         result.container = report.container
         result.streams = [StreamSummary(s.type, s.codec) for s in report.streams]
         result.duration_seconds = report.duration_seconds
-        name = unquote(urlsplit(result.final_url or result.url).path.rsplit("/", 1)[-1])
-        result.started_at = report.started_at or started_at_from_filename(name)
+        # Only what the media states: the names' epochs are weighed in ``StoredSegment.start``.
+        result.started_at = report.started_at

@@ -8,14 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.checks import Check
-
-
-@dataclass(slots=True)
-class StreamSummary:
-    """One media stream: ``type`` (audio, video, ...) and ``codec`` name."""
-
-    type: str
-    codec: str
+from pipeline.segment import StreamSummary
 
 
 @dataclass(slots=True)
@@ -38,6 +31,7 @@ class DownloadResult:
     container: str | None = None
     streams: list[StreamSummary] = field(default_factory=list)
     duration_seconds: float | None = None
+    #: The start the media itself states (``DateUTC`` / ``creation_time``), if any.
     started_at: datetime | None = None
     attempts: int = 0
     bytes_transferred: int = 0
@@ -61,7 +55,7 @@ class DownloadResult:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "attempts": self.attempts,
             "bytes_transferred": self.bytes_transferred,
-            "checks": [_jsonable_check(c) for c in self.checks],
+            "checks": [c.to_json() for c in self.checks],
         }
 
     @classmethod
@@ -88,12 +82,3 @@ class DownloadResult:
             bytes_transferred=data.get("bytes_transferred", 0),
             checks=[Check(**c) for c in data.get("checks", [])],
         )
-
-
-def _jsonable_check(check: Check) -> dict[str, Any]:
-    data = check.as_dict()
-    for key in ("expected", "found"):
-        value = data[key]
-        if not (value is None or isinstance(value, str | int | float | bool | list | dict)):
-            data[key] = str(value)
-    return data

@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ..segment import StoredSegment
+
 
 class SegmentState(StrEnum):
     """Where a segment is on its way into the archive."""
@@ -75,6 +77,13 @@ class SegmentRecord:
     error: str | None
     manifested: bool
     updated_at: datetime
+
+    @property
+    def stored(self) -> StoredSegment | None:
+        """The stored segment of a done row (rows earlier versions wrote load too)."""
+        if self.state is not SegmentState.DONE or not self.result:
+            return None
+        return StoredSegment.from_json(self.result)
 
 
 class Journal(ABC):

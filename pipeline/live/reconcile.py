@@ -162,25 +162,25 @@ class Reconciler:
         }
         for segment_id, (recording, listed) in expected.items():
             record = done.get(segment_id)
-            if record is None or not record.result:
+            stored = record.stored if record is not None else None
+            if stored is None:
                 continue
-            archived = int(record.result.get("size", -1))
             where = {
                 "sessionId": recording.session_id,
                 "participantId": recording.participant_id,
                 "kind": recording.kind,
                 "fileUrl": listed.file_url,
-                "key": record.result.get("key", record.key),
+                "key": stored.key,
             }
-            if listed.size is not None and archived != listed.size:
+            if listed.size is not None and stored.size != listed.size:
                 summary.size_mismatches.append(
-                    {**where, "listedSize": listed.size, "archivedSize": archived}
+                    {**where, "listedSize": listed.size, "archivedSize": stored.size}
                 )
                 log.error(
-                    "%s: listed at %d bytes, archived %d", where["key"], listed.size, archived
+                    "%s: listed at %d bytes, archived %d", where["key"], listed.size, stored.size
                 )
-            measured = record.result.get("duration_seconds")
-            if listed.duration is not None and isinstance(measured, int | float):
+            measured = stored.duration_seconds
+            if listed.duration is not None and measured is not None:
                 note = _duration_note(listed.duration, float(measured))
                 if note is not None:
                     summary.duration_notes.append({**where, **note})

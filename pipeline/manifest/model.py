@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..segment import SegmentStart
+
 SCHEMA_VERSION = 1
 
 
@@ -54,6 +56,10 @@ class Segment(_Model):
     arrival: int = 0
     #: Set when different content already held the natural key.
     conflictWith: str | None = None
+
+    def start(self) -> SegmentStart:
+        """The start this entry records, and how it was known."""
+        return SegmentStart.recorded(epoch_ms=self.startedAtMs, at=self.startedAt)
 
 
 class KindSummary(_Model):
@@ -117,8 +123,4 @@ class Manifest(_Model):
 
 def segment_order(segment: Segment) -> tuple[Any, ...]:
     """Recording start from the file name, else from the media, else arrival."""
-    if segment.startedAtMs is not None:
-        return (0, segment.startedAtMs, segment.arrival)
-    if segment.startedAt is not None:
-        return (0, int(segment.startedAt.timestamp() * 1000), segment.arrival)
-    return (1, segment.arrival, segment.filename)
+    return segment.start().order_key(segment.arrival, segment.filename)

@@ -2,7 +2,6 @@
 
 from pipeline.media import synth
 from pipeline.media.container import ContainerInfo, sniff_bytes, sniff_container
-from pipeline.media.naming import started_at_from_filename
 from pipeline.media.probe import MediaReport, StreamInfo, inspect_media
 
 __all__ = [
@@ -12,6 +11,5 @@ __all__ = [
     "inspect_media",
     "sniff_bytes",
     "sniff_container",
-    "started_at_from_filename",
     "synth",
 ]

@@ -109,9 +109,7 @@ def _ts(value: datetime | None) -> float | None:
 
 
 def _start_ms(seg: Any) -> int | None:
-    if seg.startedAtMs is not None:
-        return int(seg.startedAtMs)
-    return int(seg.startedAt.timestamp() * 1000) if seg.startedAt is not None else None
+    return seg.start().epoch_ms
 
 
 def _rows_for(key: str, manifest: Manifest) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:

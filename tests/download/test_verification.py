@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.download import Downloader
 from pipeline.media import synth
+from pipeline.segment import StoredSegment
 from tests.download.conftest import fast_policy
 from tests.fixtures.media import RECORDED_AT
 from tests.fixtures.origin import Origin
@@ -43,8 +44,12 @@ async def test_the_start_time_falls_back_to_the_file_name(
             origin.url_for(f"s/p1/audio/{name}"), tmp_path / "seg.webm", kind="audio"
         )
     assert result.ok, result.reason
-    assert result.started_at is not None
-    assert int(result.started_at.timestamp() * 1000) == 1714555815250
+    # The media states no start, so the start of the stored segment comes from the URL's name.
+    assert result.started_at is None
+    stored = StoredSegment.of_download(result, key="s/p1/audio/seg.webm", archived_at=RECORDED_AT)
+    start = stored.start("seg.webm")
+    assert start.epoch_ms == 1714555815250
+    assert start.at is not None and int(start.at.timestamp() * 1000) == 1714555815250
 
 
 async def test_a_video_file_delivered_for_an_audio_track_fails(

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.media import started_at_from_filename
+from pipeline.segment import started_at_from_filename
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KINDS = st.sampled_from(["audio", "video", "screen_audio", "screen_video"])
