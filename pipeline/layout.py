@@ -19,6 +19,9 @@ from urllib.parse import quote, unquote
 from .errors import UnsafeIdentifier
 
 MANIFEST_NAME = "manifest.json"
+#: The folder of a session's exports, beside its participants' folders. An encoded
+#: component holds ``%`` only before two hex digits, so no participant ID maps here.
+EXPORTS_DIR = "%exports"
 #: A file name on local disk holds 255 bytes; leave room for a conflict suffix.
 MAX_COMPONENT_BYTES = 230
 _ALWAYS_ENCODED = frozenset('/\\%#?*:"<>|')
@@ -72,6 +75,23 @@ def segment_key(session_id: str, participant_id: str, kind: str, filename: str) 
             encode_component(filename, what="filename"),
         )
     )
+
+
+def export_prefix(session_id: str) -> str:
+    """The key prefix of a session's exports inside the archive."""
+    return session_prefix(session_id) + EXPORTS_DIR + "/"
+
+
+def export_name(participant_id: str | None, pair: str, mode: str, extension: str) -> str:
+    """The file name of one export: ``<participantId>.<pair>.<mode>.<ext>``, or ``mix.<ext>``.
+
+    The suffix after the encoded ID has a fixed shape, so two different exports
+    never share a name, whatever dots an ID holds.
+    """
+    if participant_id is None:
+        return f"mix.{extension}"
+    encoded = encode_component(participant_id, what="participantId")
+    return f"{encoded}.{pair}.{mode}.{extension}"
 
 
 def conflict_key(key: str, sha256: str) -> str:

@@ -2,6 +2,8 @@
 
 from .merge import ManifestUpdate, merge
 from .model import (
+    ExportEntry,
+    ExportSource,
     Failure,
     KindSummary,
     LifecycleEntry,
@@ -14,6 +16,8 @@ from .model import (
 from .store import ManifestUnreadable, read_manifest, update_manifest
 
 __all__ = [
+    "ExportEntry",
+    "ExportSource",
     "Failure",
     "KindSummary",
     "LifecycleEntry",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .model import Failure, KindSummary, LifecycleEntry, Manifest, Segment, segment_order, utcnow
+from .model import ExportEntry, Failure, KindSummary, LifecycleEntry, Manifest, Segment, segment_order, utcnow
 
 #: A later stage wins when two arrive out of order; ``failed`` is final.
 _STAGE_RANK = {"starting": 0, "started": 1, "stopping": 2, "stopped": 3, "failed": 4}
@@ -25,9 +25,12 @@ class ManifestUpdate:
     segments: list[tuple[str, str, Segment]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     lifecycle: list[tuple[str, str, str, datetime]] = field(default_factory=list)
+    exports: list[ExportEntry] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.segments or self.failures or self.lifecycle or self.meeting_id)
+        return bool(
+            self.segments or self.failures or self.lifecycle or self.meeting_id or self.exports
+        )
 
 
 def _add_segment(manifest: Manifest, pid: str, kind: str, segment: Segment) -> None:
@@ -68,6 +71,18 @@ def _add_stage(manifest: Manifest, pid: str, kind: str, stage: str, at: datetime
     entry.updatedAt = max(entry.updatedAt, at)
 
 
+def _add_export(manifest: Manifest, entry: ExportEntry) -> None:
+    # One entry per key. Of two made for the same key, the later one wins (then the
+    # larger inputs digest), so merging in either order gives the same document.
+    for index, existing in enumerate(manifest.exports):
+        if existing.key == entry.key:
+            if (entry.createdAt, entry.inputs) > (existing.createdAt, existing.inputs):
+                manifest.exports[index] = entry
+            return
+    manifest.exports.append(entry)
+    manifest.exports.sort(key=lambda e: e.key)
+
+
 def _summarise(manifest: Manifest) -> None:
     totals = KindSummary()
     manifest.summary = {}
@@ -106,6 +121,8 @@ def merge(current: Manifest | None, update: ManifestUpdate) -> Manifest:
     ]
     for pid, kind, stage, at in update.lifecycle:
         _add_stage(manifest, pid, kind, stage, at)
+    for entry in update.exports:
+        _add_export(manifest, entry)
     _summarise(manifest)
     manifest.updatedAt = utcnow()
     return manifest

@@ -89,6 +89,35 @@ class LifecycleEntry(_Model):
     updatedAt: datetime
 
 
+class ExportSource(_Model):
+    """One archived segment an export was made from."""
+
+    key: str
+    sha256: str
+
+
+class ExportEntry(_Model):
+    """One file ``track-archive export`` wrote into the archive."""
+
+    key: str
+    #: None for the session's audio mix.
+    participantId: str | None = None
+    #: ``camera``, ``screen`` or ``mix``.
+    pair: str
+    mode: str
+    format: str
+    size: int
+    sha256: str
+    crc32c: str
+    #: Where the file's media starts and ends on the session timeline, in seconds.
+    startSeconds: float = 0.0
+    durationSeconds: float = 0.0
+    #: SHA-256 over everything the file was made from; equal inputs, equal file.
+    inputs: str
+    sources: list[ExportSource] = Field(default_factory=list)
+    createdAt: datetime
+
+
 class Manifest(_Model):
     """One session's manifest document."""
 
@@ -101,6 +130,8 @@ class Manifest(_Model):
     failures: list[Failure] = Field(default_factory=list)
     lifecycle: dict[str, dict[str, LifecycleEntry]] = Field(default_factory=dict)
     totals: KindSummary = Field(default_factory=KindSummary)
+    #: Files made from the segments (``track-archive export``); absent in older manifests.
+    exports: list[ExportEntry] = Field(default_factory=list)
 
     def to_json(self) -> bytes:
         """The stored form: indented, stable, UTF-8."""

@@ -56,6 +56,7 @@ def _as_update(manifest: Manifest) -> ManifestUpdate:
         segments=manifest.segments(),
         failures=list(manifest.failures),
         lifecycle=lifecycle,
+        exports=list(manifest.exports),
     )
 
 
@@ -76,9 +77,11 @@ def relation(source: bytes, dest: bytes) -> Relation:
 
 
 def listed_keys(data: bytes) -> list[str]:
-    """The segment keys a manifest names (empty when it is not a manifest)."""
+    """The segment and export keys a manifest names (empty when it is not a manifest)."""
     manifest = parse(data)
-    return [] if manifest is None else [seg.key for _, _, seg in manifest.segments()]
+    if manifest is None:
+        return []
+    return [seg.key for _, _, seg in manifest.segments()] + [e.key for e in manifest.exports]
 
 
 def write_manifest(

@@ -141,19 +141,21 @@ def _learn_from_manifest(listing: Listing, session: str) -> None:
         manifest = Manifest.from_json(data)
     except ValidationError:
         return  # an unreadable manifest still has a digest; its segments stay unknown
-    for _pid, _kind, segment in manifest.segments():
-        known = listing.digests.get(segment.key)
+    recorded = [(s.key, s.size, s.crc32c, s.sha256) for _, _, s in manifest.segments()]
+    recorded += [(e.key, e.size, e.crc32c, e.sha256) for e in manifest.exports]
+    for key, size, crc32c, sha256 in recorded:
+        known = listing.digests.get(key)
         if known is None:
             continue
-        recorded = Digest(segment.size, segment.crc32c or None, segment.sha256 or None)
-        both = reconciled(known, recorded)
+        stated = Digest(size, crc32c or None, sha256 or None)
+        both = reconciled(known, stated)
         if both is None:
-            listing.disputes[segment.key] = (
+            listing.disputes[key] = (
                 f"the object ({known.describe()}) is not what its manifest records "
-                f"({recorded.describe()}): changed or truncated after it was archived"
+                f"({stated.describe()}): changed or truncated after it was archived"
             )
         else:
-            listing.digests[segment.key] = both
+            listing.digests[key] = both
 
 
 def _sessions_lacking(listing: Listing, keys: Iterable[str]) -> set[str]:

@@ -1,0 +1,133 @@
+"""``track-archive export``: a session's segments as playable, aligned files.
+
+PyAV and the export writers load only when the command runs, so other commands
+start without them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .common import (
+    EXIT_FAILED,
+    ConfigProblem,
+    backend_option,
+    config_option,
+    load,
+    open_configured_backend,
+    setup_logging,
+    translate_errors,
+)
+
+if TYPE_CHECKING:
+    from ..export import ExportReport
+
+_KINDS = ("audio", "video", "screen_audio", "screen_video")
+
+
+class _Bar:
+    """Seconds of timeline written, on a rich progress bar (stderr, terminals only)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("exporting"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s of media"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task("export", total=None)
+
+    def begin(self, total_seconds: float) -> None:
+        self._progress.update(self._task, total=max(total_seconds, 0.001))
+        self._progress.start()
+
+    def advance(self, seconds: float) -> None:
+        self._progress.advance(self._task, seconds)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def _print(report: ExportReport) -> None:
+    for exported in report.files:
+        who = exported.participant_id or "(all participants)"
+        click.echo(
+            f"{exported.status:9} {who} {exported.pair}: {exported.url} "
+            f"({exported.duration:.1f} s from {exported.start:.1f} s)"
+        )
+    for failure in report.failures:
+        who = failure.participant_id or "(all participants)"
+        click.echo(f"failed    {who} {failure.pair}: {failure.reason}", err=True)
+    if not report.files and not report.failures:
+        click.echo("nothing to export: no audio or video segments match")
+
+
+@click.command("export")
+@click.argument("session_id")
+@config_option
+@backend_option
+@click.option("--participant", "participants", multiple=True, metavar="ID", help="Export only this participant (repeatable).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(_KINDS), help="Use only segments of this kind (repeatable).")
+@click.option("--mode", type=click.Choice(("copy", "normalize")), default="copy", show_default=True,
+              help="copy: remux without re-encoding; normalize: constant frame rate, one resolution, gaps filled, from time zero.")
+@click.option("--format", "fmt", type=click.Choice(("mkv", "webm", "mp4")), default=None,
+              help="Container (default: mkv for copy, mp4 for normalize).")
+@click.option("--out", metavar="DIR_OR_URL", default=None,
+              help="Write here (a directory or backend URL) instead of the session's exports folder.")
+@click.option("--mix", is_flag=True, help="Also write one audio file of every participant mixed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document of what was written.")
+@translate_errors
+def export(
+    session_id: str,
+    config_path: Path | None,
+    backend_url: str | None,
+    participants: tuple[str, ...],
+    kinds: tuple[str, ...],
+    mode: str,
+    fmt: str | None,
+    out: str | None,
+    mix: bool,
+    as_json: bool,
+) -> None:
+    """Export SESSION_ID: one aligned, seekable file per participant's camera and screen.
+
+    Reads only the segments the manifest lists and checks each one's SHA-256.
+    Exports whose inputs have not changed are left as they are.
+    """
+    from ..export import ExportRequest, ExportUsageError, SessionNotFound, export_session
+
+    config = load(config_path, **{"backend.url": backend_url})
+    setup_logging(config.log_level, quiet=as_json)
+    request = ExportRequest(mode=mode, format=fmt, participants=participants, kinds=kinds, mix=mix)
+    bar = _Bar() if sys.stderr.isatty() and not as_json else None
+    with ExitStack() as stack:
+        backend = stack.enter_context(open_configured_backend(config))
+        dest = stack.enter_context(open_configured_backend(config, out)) if out else None
+        try:
+            report = export_session(backend, session_id, request, out=dest, progress=bar)
+        except ExportUsageError as exc:
+            raise ConfigProblem(str(exc)) from None
+        except SessionNotFound as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            if bar is not None:
+                bar.stop()
+    if as_json:
+        click.echo(json.dumps(report.to_record(), indent=2))
+    else:
+        _print(report)
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+commands = [export]

@@ -1,0 +1,236 @@
+"""``--mode normalize``: the file an editor accepts.
+
+One participant's pair becomes a file that starts at session time zero and
+ends at the session's end, with a constant frame rate (the highest the pair's
+video segments have), one resolution (the largest seen; smaller or differently
+shaped frames are scaled to fit and padded), black video and silent audio
+wherever the participant had nothing, and audio and video on the same clock.
+Files of all participants therefore line up when laid side by side.
+
+Video and audio are produced in steps of the timeline, each up to the same
+moment, so the muxer receives them interleaved and memory does not grow with
+the session's length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from storage_backends import Backend
+
+from .audio import AudioEncoder, AudioLine
+from .errors import ExportUnsupported
+from .formats import ENCODINGS, MUXERS, Encoding
+from .reader import open_segment
+from .timeline import Placement, Track, Written
+
+#: Timeline seconds produced per step (both streams advance to the same moment).
+STEP_SECONDS = 1.0
+DEFAULT_FPS = 30
+MAX_FPS = 60
+
+
+def _geometry(
+    backend: Backend, placements: Sequence[Placement], temp_dir: Path | None
+) -> tuple[int, int, int]:
+    """The largest width x height and the highest frame rate among the video segments.
+
+    Only each segment's header is read here; its bytes are verified when it is decoded.
+    """
+    width = height = 0
+    fps = 0
+    for placement in placements:
+        with open_segment(backend, placement.segment, "video", temp_dir=temp_dir) as segment:
+            ctx = segment.stream.codec_context
+            if ctx.width * ctx.height > width * height:
+                width, height = ctx.width, ctx.height
+            rate = segment.stream.average_rate or segment.stream.guessed_rate
+            if rate and 1 <= rate <= MAX_FPS:
+                fps = max(fps, round(rate))
+    # 4:2:0 video needs even dimensions.
+    return width + width % 2, height + height % 2, fps or DEFAULT_FPS
+
+
+def _black(width: int, height: int) -> Any:
+    frame = av.VideoFrame(width, height, "yuv420p")
+    for plane, value in zip(frame.planes, (16, 128, 128), strict=True):
+        plane.update(bytes([value]) * plane.buffer_size)
+    return frame
+
+
+class _Fitter:
+    """Scales frames into the output size, keeping their shape (padded with black)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self._graphs: dict[tuple[int, int, str], Any] = {}
+
+    def __call__(self, frame: Any) -> Any:
+        if (frame.width, frame.height) == (self.width, self.height):
+            return frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p")
+        if frame.width * self.height == frame.height * self.width:
+            return frame.reformat(width=self.width, height=self.height, format="yuv420p")
+        shape = (frame.width, frame.height, frame.format.name)
+        graph = self._graphs.get(shape)
+        if graph is None:
+            graph = self._graphs[shape] = self._graph(frame)
+        graph.push(frame)
+        return graph.pull()
+
+    def _graph(self, frame: Any) -> Any:
+        graph = av.filter.Graph()
+        source = graph.add_buffer(
+            width=frame.width, height=frame.height, format=frame.format, time_base=Fraction(1, 1000)
+        )
+        scale = graph.add("scale", f"{self.width}:{self.height}:force_original_aspect_ratio=decrease")
+        pad = graph.add("pad", f"{self.width}:{self.height}:(ow-iw)/2:(oh-ih)/2:black")
+        fmt = graph.add("format", "yuv420p")
+        sink = graph.add("buffersink")
+        source.link_to(scale)
+        scale.link_to(pad)
+        pad.link_to(fmt)
+        fmt.link_to(sink)
+        graph.configure()
+        return graph
+
+
+class _VideoLine:
+    """Constant-rate output frames: the latest source frame on show, or black."""
+
+    def __init__(
+        self, backend: Backend, placements: Sequence[Placement], output: Any, stream: Any,
+        fps: int, temp_dir: Path | None,
+    ) -> None:  # fmt: skip
+        self._backend, self._placements, self._temp_dir = backend, placements, temp_dir
+        self._output, self._stream, self.fps = output, stream, fps
+        self._fit = _Fitter(stream.codec_context.width, stream.codec_context.height)
+        self._black = _black(self._fit.width, self._fit.height)
+        self._source = self._timed_frames()
+        self._next = next(self._source, None)
+        self._current: tuple[float, float, Any] | None = None
+        self._shown: Any = None
+        self.index = 0
+
+    def _timed_frames(self) -> Iterator[tuple[float, float, Any]]:
+        """``(timeline seconds, end of its segment, frame)`` for every decoded frame."""
+        for placement in self._placements:
+            with open_segment(
+                self._backend, placement.segment, "video", temp_dir=self._temp_dir
+            ) as segment:
+                tb = float(segment.stream.time_base)
+                origin = segment.stream.start_time
+                for frame in segment.frames():
+                    if frame.pts is None:
+                        continue
+                    if origin is None:
+                        origin = frame.pts
+                    yield placement.offset + (frame.pts - origin) * tb, placement.end, frame
+                segment.verify()
+
+    def write_until(self, seconds: float) -> None:
+        """Encode every output frame whose time is before ``seconds``."""
+        half = 0.5 / self.fps
+        while self.index < seconds * self.fps - 1e-9:
+            at = self.index / self.fps
+            while self._next is not None and self._next[0] <= at + half:
+                self._current, self._shown = self._next, None
+                self._next = next(self._source, None)
+            if self._current is not None and at < self._current[1]:
+                if self._shown is None:
+                    self._shown = self._fit(self._current[2])
+                frame = self._shown
+            else:
+                frame = self._black
+            frame.pts = self.index
+            frame.time_base = Fraction(1, self.fps)
+            for packet in self._stream.encode(frame):
+                self._output.mux(packet)
+            self.index += 1
+
+    def finish(self) -> None:
+        """Drain what the source still holds (verifying the last segments) and flush."""
+        for _ in self._source:
+            pass
+        for packet in self._stream.encode(None):
+            self._output.mux(packet)
+
+
+def _audio_layout(placements: Sequence[Placement]) -> str:
+    # The archive records no channel counts; speech from the service is mono, and
+    # stereo costs little, so stereo is used only where a segment says it has two.
+    return "mono"
+
+
+def _add_video(output: Any, encoding: Encoding, width: int, height: int, fps: int) -> Any:
+    stream = output.add_stream(encoding.video_codec, rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.time_base = Fraction(1, fps)
+    stream.codec_context.gop_size = fps * 2
+    stream.codec_context.options = dict(encoding.video_options)
+    return stream
+
+
+def _add_audio(output: Any, encoding: Encoding, layout: str) -> Any:
+    stream = output.add_stream(encoding.audio_codec, rate=encoding.audio_rate, layout=layout)
+    stream.format = encoding.audio_format
+    return stream
+
+
+def write_normalized(
+    backend: Backend,
+    track: Track,
+    session_end: float,
+    path: Path,
+    fmt: str,
+    *,
+    progress: Callable[[float], None] | None = None,
+    temp_dir: Path | None = None,
+) -> Written:
+    """Re-encode ``track`` into ``path``: time zero to ``session_end``, gaps filled."""
+    encoding = ENCODINGS[fmt]
+    muxer, options = MUXERS[fmt]
+    with ExitStack() as stack:
+        try:
+            output = stack.enter_context(av.open(os.fspath(path), "w", format=muxer, options=options))
+            video = audio = None
+            if track.video:
+                width, height, fps = _geometry(backend, track.video, temp_dir)
+                stream = _add_video(output, encoding, width, height, fps)
+                video = _VideoLine(backend, track.video, output, stream, fps, temp_dir)
+            if track.audio:
+                layout = _audio_layout(track.audio)
+                stream = _add_audio(output, encoding, layout)
+                line = AudioLine(
+                    backend, track.audio, fmt=encoding.audio_format, layout=layout,
+                    rate=encoding.audio_rate, temp_dir=temp_dir,
+                )
+                audio = (line, AudioEncoder(output, stream))
+        except av.error.FFmpegError as exc:
+            raise ExportUnsupported(f"cannot write {fmt}: {exc}") from exc
+        if video is not None:
+            # End on the nearest whole frame, and the audio with it, so both stop together.
+            session_end = max(1, round(session_end * video.fps)) / video.fps
+        at = 0.0
+        while at < session_end:
+            step_end = min(session_end, at + STEP_SECONDS)
+            if audio is not None:
+                line, encoder = audio
+                encoder.write(line.read_until(round(step_end * line.rate)))
+            if video is not None:
+                video.write_until(step_end)
+            if progress is not None:
+                progress(step_end - at)
+            at = step_end
+        if audio is not None:
+            audio[1].finish()
+        if video is not None:
+            video.finish()
+    return Written(0.0, session_end)
