@@ -39,6 +39,11 @@ COMMANDS: dict[str, Entry] = {
         "demo",
         "Archive a made-up meeting served by a local stand-in of the recording service.",
     ),
+    "export": Entry(
+        "export_cmd",
+        "export",
+        "Export SESSION_ID: one aligned, seekable file per participant's camera and screen.",
+    ),
     "manifest": Entry("manifest_cmd", "manifest", "Read session manifests."),
     "public-key": Entry(
         "serve_cmd", "public_key_group", "The recording service's webhook signing key."

@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .model import ExportEntry, Failure, KindSummary, LifecycleEntry, Manifest, Segment, segment_order, utcnow
+from .model import (
+    ExportEntry,
+    Failure,
+    KindSummary,
+    LifecycleEntry,
+    Manifest,
+    Segment,
+    segment_order,
+    utcnow,
+)
 
 #: A later stage wins when two arrive out of order; ``failed`` is final.
 _STAGE_RANK = {"starting": 0, "started": 1, "stopping": 2, "stopped": 3, "failed": 4}

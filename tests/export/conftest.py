@@ -86,7 +86,8 @@ def archive_files(backend: Backend, session_id: str, files: list[SegmentFile]) -
     for arrival, seg in enumerate(files, start=1):
         key = segment_key(session_id, seg.participant_id, seg.kind, seg.filename)
         crc32c, sha256, size = hash_file(seg.path)
-        backend.put_file(key, seg.path, crc32c=crc32c, sha256=sha256, if_absent=True)
+        if backend.stat(key) is None:
+            backend.put_file(key, seg.path, crc32c=crc32c, sha256=sha256, if_absent=True)
         report = inspect_media(seg.path, kind=seg.kind)
         assert report.ok, report.failure
         epoch_ms = int(seg.filename.rsplit("_", 1)[1].split(".")[0])

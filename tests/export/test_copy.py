@@ -9,7 +9,6 @@ import pytest
 from pipeline.export import ExportRequest, export_session
 from tests.export.conftest import FPS, SESSION
 from tests.export.probe import facts, ffprobe, seek_lands
-from tests.fixtures.backends import local_root
 
 FRAME = 1 / FPS
 AUDIO_FRAME = 0.02

@@ -102,3 +102,21 @@ def test_webm_on_request_is_vp8_and_opus(archived) -> None:
     assert report.ok, report.failures
     (exported,) = report.files
     assert exported.key.endswith("bob.camera.normalize.webm")
+
+
+def test_on_s3_exports_are_written_through_the_backend_with_the_same_timeline(
+    archived, tmp_path
+) -> None:
+    _, backend = archived("s3")
+    for mode in ("copy", "normalize"):
+        report = export_session(backend, SESSION, ExportRequest(mode=mode, participants=("bob",)))
+        assert report.ok, report.failures
+        (exported,) = report.files
+        stat = backend.stat(exported.key)
+        assert stat is not None and stat.sha256 == exported.sha256
+        local = tmp_path / exported.key.rsplit("/", 1)[-1]
+        backend.get_file(exported.key, local)
+        found = facts(local)
+        expected_start = 4.0 if mode == "copy" else 0.0
+        assert found["video"].start == pytest.approx(expected_start, abs=0.04)
+        assert found["video"].end == pytest.approx(SESSION_SECONDS, abs=FRAME)
