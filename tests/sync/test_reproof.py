@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -252,3 +253,29 @@ def test_both_recorded_checksums_are_checked_on_streamed_copies(
 
     reason = _assert_only_victim_refused(sync(source, dest), dest, keys)
     assert ("CRC32C" if field == "crc32c" else "SHA-256") in reason
+
+
+class _ShortReads(ProxyBackend):
+    """A source whose stream of the victim ends early, as a short ranged read would."""
+
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        if key != VICTIM:
+            return super().open_read(key)
+        return self._short(key)
+
+    @contextmanager
+    def _short(self, key: str) -> Iterator[BinaryIO]:
+        with self.inner.open_read(key) as stream:
+            yield io.BytesIO(stream.read(100))
+
+
+@pytest.mark.parametrize("src_kind", ["s3", "gcs"])
+def test_a_source_serving_fewer_bytes_than_recorded_fails_that_key(
+    src_kind: str, backend_factory: Callable[..., Backend], tmp_path: Path
+) -> None:
+    inner = backend_factory(src_kind)
+    keys = _archive(inner, tmp_path)
+    dest = backend_factory("local")
+
+    reason = _assert_only_victim_refused(sync(_ShortReads(inner), dest), dest, keys)
+    assert "100 bytes where 1000 were recorded" in reason
