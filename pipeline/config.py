@@ -137,6 +137,34 @@ class ServeSection(_Section):
     stuck_after: float = Field(6 * 3600.0, gt=0)
 
 
+class QueueSection(_Section):
+    """Running on many machines: the Celery broker and what every worker shares."""
+
+    broker: str | None = None
+    #: Where workers put refused files: a backend URL, so the bytes outlive the worker's
+    #: machine. Unset: the local ``state.quarantine`` directory (one-machine setups only).
+    quarantine: str | None = None
+    concurrency: int = Field(4, gt=0)
+    #: Redis redelivers a task not acknowledged within this many seconds: it must outlast
+    #: the longest download (``download.deadline``). Default: the deadline plus 10 minutes.
+    visibility_timeout: float | None = Field(None, gt=0)
+    #: Finished entries merged into a session's manifest in one write: at most this many...
+    merge_batch: int = Field(64, gt=0)
+    #: ...or whatever arrived within this many seconds.
+    merge_wait: float = Field(1.0, gt=0)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in ("redis", "rediss", "amqp", "amqps"):
+            raise ValueError("must be a redis://, rediss://, amqp:// or amqps:// URL")
+        return value
+
+
 class VideoSDKSection(_Section):
     """The recording service's API (start/stop, listing, public key)."""
 
@@ -157,6 +185,7 @@ class Config(_Section):
     download: DownloadSection = DownloadSection()
     state: StateSection = StateSection()
     serve: ServeSection = ServeSection()
+    queue: QueueSection = QueueSection()
     videosdk: VideoSDKSection = VideoSDKSection()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

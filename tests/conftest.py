@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.backends",
+    "tests.fixtures.brokers",
     "tests.fixtures.media",
     "tests.fixtures.origin",
 ]

@@ -76,6 +76,11 @@ COMMANDS: dict[str, Entry] = {
         "sync",
         "Copy the archive at SRC_URL to DST_URL: only what is missing, verified end to end.",
     ),
+    "worker": Entry(
+        "worker_cmd",
+        "worker",
+        "Archive segments queued on the broker by serve --broker and archive --broker.",
+    ),
 }
 
 

@@ -79,6 +79,22 @@ def allow_origin_option(func: F) -> F:
     )(func)
 
 
+#: Where ``--broker`` is read from when the option is not given.
+BROKER_ENV = "TRACK_ARCHIVE_BROKER"
+
+
+def broker_option(func: F) -> F:
+    """``--broker URL`` (or ``$TRACK_ARCHIVE_BROKER``): overrides queue.broker."""
+    return click.option(
+        "--broker",
+        "broker_url",
+        metavar="URL",
+        envvar=BROKER_ENV,
+        default=None,
+        help=f"Celery broker: redis://host:6379/0 or amqp://user:pass@host:5672// (default: ${BROKER_ENV}, then queue.broker).",
+    )(func)
+
+
 def state_option(func: F) -> F:
     """``--state PATH``: the journal file."""
     return click.option(

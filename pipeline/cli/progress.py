@@ -34,7 +34,12 @@ class RunProgress:
         if not self.enabled:
             return
         counts = journal.counts()
-        total = counts.get("pending", 0) + counts.get("active", 0)
+        self.begin(counts.get("pending", 0) + counts.get("active", 0))
+
+    def begin(self, total: int) -> None:
+        """Begin drawing for ``total`` segments."""
+        if not self.enabled:
+            return
         self._progress = Progress(
             TextColumn("segments"),
             BarColumn(),
@@ -48,9 +53,13 @@ class RunProgress:
 
     def advance(self, outcome: Outcome) -> None:
         """One segment finished (archived, skipped or failed)."""
+        self.step(outcome.size)
+
+    def step(self, size: int = 0) -> None:
+        """One segment finished, ``size`` bytes of it newly archived."""
         if self._progress is None or self._task is None:
             return
-        self._bytes += outcome.size
+        self._bytes += size
         self._progress.update(self._task, advance=1, size=filesize.decimal(self._bytes))
 
     def stop(self) -> None:

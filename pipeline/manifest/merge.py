@@ -62,6 +62,8 @@ def _add_failure(manifest: Manifest, failure: Failure) -> None:
             failure.sourceUrl,
             failure.reason,
         ):
+            # The same failure again: keep one entry, dated by its latest occurrence.
+            existing.at = max(existing.at, failure.at)
             return
     manifest.failures.append(failure)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -37,12 +38,15 @@ def read_manifest(backend: Backend, session_id: str) -> tuple[Manifest | None, s
         ) from None
 
 
-def update_manifest(backend: Backend, update: ManifestUpdate) -> Manifest:
+def update_manifest(
+    backend: Backend, update: ManifestUpdate, *, on_lost_race: Callable[[], None] | None = None
+) -> Manifest:
     """Merge ``update`` into the stored manifest, retrying lost races.
 
     The write is create-only when there is no manifest yet and a
     compare-and-swap against the version read otherwise, so a concurrent
     writer's entries are re-read and kept rather than overwritten.
+    ``on_lost_race`` is called for each race lost (to measure contention).
     """
     key = manifest_key(update.session_id)
     for attempt in range(MAX_CAS_ATTEMPTS):
@@ -59,6 +63,8 @@ def update_manifest(backend: Backend, update: ManifestUpdate) -> Manifest:
                 )
             return merged
         except PreconditionFailed:
+            if on_lost_race is not None:
+                on_lost_race()
             # Someone else wrote in between: back off a little, re-read, re-merge.
             time.sleep(random.uniform(0, min(0.05 * 2**attempt, 1.0)))
     raise ManifestConflict(

@@ -1,0 +1,128 @@
+"""Saved webhooks to segment tasks: what ``archive --broker`` publishes.
+
+The same reading and validation as ``archive`` (a bad record is named with its
+file and line, the good ones beside it still flow). Each segment becomes one
+task; each session's lifecycle stages and ``-failed`` webhooks become one
+manifest message, merged by the workers like every other entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from celery import Celery
+from kombu.exceptions import KombuError
+
+from ..archive import plan_segments
+from ..errors import InputError
+from ..events import TYPE_PREFIX, OtherEvent, TrackEvent, parse_event
+from ..ingest import read_sources
+from ..manifest import Failure, ManifestUpdate, utcnow
+from .app import SEGMENT_QUEUE, SEGMENT_TASK
+from .errors import BrokerUnavailable
+from .merger import publish_update
+from .messages import SegmentJob
+
+log = logging.getLogger(__name__)
+
+FAILED_WEBHOOK_REASON = "the recording service reported participant-track-recording-failed"
+
+
+@dataclass
+class Planned:
+    """Everything a batch of saved webhooks asks for."""
+
+    jobs: list[SegmentJob] = field(default_factory=list)
+    updates: dict[str, ManifestUpdate] = field(default_factory=dict)
+    input_errors: list[str] = field(default_factory=list)
+    ignored_events: list[str] = field(default_factory=list)
+
+
+def _note_event(planned: Planned, event: TrackEvent) -> None:
+    data = event.data
+    update = planned.updates.setdefault(data.sessionId, ManifestUpdate(session_id=data.sessionId))
+    update.meeting_id = update.meeting_id or data.meetingId
+    now = utcnow()
+    update.lifecycle.append((data.participantId, data.kind, event.stage.value, now))
+    if event.stage.value == "failed":
+        update.failures.append(
+            Failure(
+                participantId=data.participantId,
+                kind=data.kind,
+                reason=FAILED_WEBHOOK_REASON,
+                at=now,
+            )
+        )
+
+
+def plan_sources(sources: Iterable[str]) -> Planned:
+    """Read every source into jobs (one per distinct segment) and manifest updates."""
+    planned = Planned()
+    seen: set[str] = set()
+    # Arrival orders segments only when neither file names nor media say when they
+    # started; microseconds keep several enqueuers' arrivals roughly in time order.
+    base = time.time_ns() // 1000
+    for item in read_sources(sources):
+        if isinstance(item, InputError):
+            planned.input_errors.append(str(item))
+            log.error("%s", item)
+            continue
+        try:
+            event = parse_event(item.payload, source=item.source, line=item.line)
+            if isinstance(event, OtherEvent):
+                planned.ignored_events.append(f"{item.source}:{item.line}: {event.webhookType}")
+                log.warning(
+                    "%s:%s: webhook type %r is not a track recording; skipped",
+                    item.source,
+                    item.line,
+                    event.webhookType,
+                )
+                continue
+            segments = (
+                plan_segments(event, source=item.source, line=item.line)
+                if event.data.fileDetails
+                else []
+            )
+        except InputError as exc:
+            planned.input_errors.append(str(exc))
+            log.error("%s", exc)
+            continue
+        if event.webhookType.startswith(TYPE_PREFIX):
+            _note_event(planned, event)
+        for segment in segments:
+            if segment.segment_id in seen:
+                continue
+            seen.add(segment.segment_id)
+            planned.jobs.append(SegmentJob.from_segment(segment, arrival=base + len(planned.jobs)))
+    return planned
+
+
+def publish_job(app: Celery, job: SegmentJob) -> None:
+    """Queue one segment task; returns once the broker has it (publisher confirms)."""
+    try:
+        app.send_task(
+            SEGMENT_TASK,
+            args=[job.to_message()],
+            queue=SEGMENT_QUEUE,
+            retry=True,
+            retry_policy={
+                "max_retries": 30,
+                "interval_start": 0.5,
+                "interval_step": 0.5,
+                "interval_max": 2,
+            },
+        )
+    except (OSError, ConnectionError, KombuError) as exc:
+        raise BrokerUnavailable(f"cannot queue {job.key}: {exc}") from exc
+
+
+def publish_planned(app: Celery, planned: Planned) -> int:
+    """Queue every job and manifest update; return how many segments were queued."""
+    for update in planned.updates.values():
+        publish_update(app, update)
+    for job in planned.jobs:
+        publish_job(app, job)
+    return len(planned.jobs)
