@@ -41,6 +41,7 @@ def test_the_documented_commands_exist():
         "sync",
         "sessions",
         "segments",
+        "worker",
     ):
         assert expected in names
 

@@ -116,6 +116,7 @@ def _via_broker(
 ) -> RunSummary | None:
     """Queue (and wait for) the segments; ``None`` when not waiting (count printed)."""
     from ..queue.batch import BatchProgress, archive_via_broker
+    from .progress import RunProgress
 
     progress = RunProgress(enabled=show_progress and wait)
     backend = open_configured_backend(config)
