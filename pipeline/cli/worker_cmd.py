@@ -64,7 +64,7 @@ def worker(
     policy = download_policy(config)
     backend = open_configured_backend(config)
     quarantine = open_configured_backend(
-        config, config.queue.quarantine or str(config.state.quarantine)
+        config, config.queue.quarantine or str(config.state.quarantine_dir)
     )
     try:
         code = run_worker(config, backend=backend, quarantine=quarantine, policy=policy)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from pathlib import Path
 
 from storage_backends import Backend
 
@@ -35,7 +34,7 @@ def run_worker(
     if config.queue.metrics_port is not None:
         port = metrics.serve(config.queue.metrics_port)
         log.info("worker metrics on http://0.0.0.0:%d/metrics", port)
-    staging = Path(config.state.staging)
+    staging = config.state.staging_dir
     merger = ManifestMerger(
         app,
         backend,
