@@ -147,11 +147,11 @@ class SegmentWorker:
             ),
         )
         self.metrics.seconds.observe(time.monotonic() - started)
-        if stored["already"]:
-            log.info("already stored by another worker: %s", stored["key"])
+        if stored.already:
+            log.info("already stored by another worker: %s", stored.key)
             self.metrics.segments.labels(outcome="skipped").inc()
             return TaskOutcome("skipped")
-        log.info("archived %s (%d bytes)", stored["key"], result.size)
+        log.info("archived %s (%d bytes)", stored.key, result.size)
         self.metrics.segments.labels(outcome="archived").inc()
         self.metrics.bytes.inc(result.size)
         return TaskOutcome("archived", size=result.size)
