@@ -18,6 +18,7 @@ import av
 
 from storage_backends import Backend
 
+from .prefetch import Prefetch
 from .reader import open_segment
 from .timeline import Placement
 
@@ -55,7 +56,8 @@ class AudioLine:
         self.fmt, self.layout, self.rate = fmt, layout, rate
         #: Samples handed out so far: the timeline position of the next one.
         self.position = 0
-        self._source = self._timed_frames()
+        # Decoding and resampling run a little ahead on their own thread.
+        self._source = Prefetch(self._timed_frames(), name="export-audio")
         self._pending: tuple[int, Any] | None = None
 
     def _timed_frames(self) -> Iterator[tuple[int, Any]]:
@@ -100,6 +102,15 @@ class AudioLine:
             self.position += frame.samples
             yield frame
 
+    def finish(self) -> None:
+        """Read what is left past the end, so every segment's checksum is still verified."""
+        for _ in self._source:
+            pass
+
+    def close(self) -> None:
+        """Stop the decoding thread (after an error elsewhere)."""
+        self._source.close()
+
     def _silence_until(self, end_sample: int) -> Iterator[Any]:
         while self.position < end_sample:
             count = min(MAX_SILENCE, end_sample - self.position)
@@ -108,33 +119,35 @@ class AudioLine:
 
 
 class AudioEncoder:
-    """Feeds frames of any length to an encoder in the frame size it needs, then muxes."""
+    """Feeds frames of any length to an encoder in the frame size it needs.
 
-    def __init__(self, output: Any, stream: Any) -> None:
-        self._output = output
+    Returns the packets rather than muxing them, so encoding can run on another
+    thread while the caller muxes in order.
+    """
+
+    def __init__(self, stream: Any) -> None:
         self._stream = stream
         self._fifo = av.AudioFifo()
         self._frame_size = stream.codec_context.frame_size or 1024
         self._time_base = Fraction(1, stream.codec_context.sample_rate)
         self._pts = 0
 
-    def write(self, frames: Iterator[Any]) -> None:
-        """Queue ``frames`` and encode every whole encoder frame available."""
+    def write(self, frames: Iterator[Any]) -> list[Any]:
+        """Queue ``frames``; the packets of every whole encoder frame available."""
         for frame in frames:
             self._fifo.write(frame)
+        packets: list[Any] = []
         while self._fifo.samples >= self._frame_size:
-            self._encode(self._fifo.read(self._frame_size))
+            packets += self._encode(self._fifo.read(self._frame_size))
+        return packets
 
-    def finish(self) -> None:
+    def finish(self) -> list[Any]:
         """Encode what is left and flush the encoder."""
-        if self._fifo.samples:
-            self._encode(self._fifo.read())
-        for packet in self._stream.encode(None):
-            self._output.mux(packet)
+        packets = self._encode(self._fifo.read()) if self._fifo.samples else []
+        return packets + list(self._stream.encode(None))
 
-    def _encode(self, frame: Any) -> None:
+    def _encode(self, frame: Any) -> list[Any]:
         frame.pts = self._pts
         frame.time_base = self._time_base
         self._pts += frame.samples
-        for packet in self._stream.encode(frame):
-            self._output.mux(packet)
+        return list(self._stream.encode(frame))

@@ -12,7 +12,6 @@ front) that the live-recorded originals lack, so players can seek.
 
 from __future__ import annotations
 
-import heapq
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -72,10 +71,11 @@ class _KindPackets:
         """The first segment's stream, whose parameters the output stream copies."""
         return self._first.stream
 
-    def packets(self, order: int) -> Iterator[tuple[float, int, Any, float]]:
-        """``(timeline seconds, order, packet, end seconds)``, pts/dts in the output time base."""
+    def packets(self) -> Iterator[tuple[float, Any, float]]:
+        """``(timeline seconds, packet, end seconds)``, pts/dts already in the output time base."""
         out_stream = self.out_stream
-        out_rate = 1 / float(out_stream.time_base)
+        out_tb = out_stream.time_base  # read once: each read builds a new Fraction
+        out_seconds = float(out_tb)
         last_dts = -(1 << 62)
         for index, placement in enumerate(self._placements):
             if index == 0:
@@ -93,35 +93,38 @@ class _KindPackets:
                         "use --mode normalize"
                     )
                 tb = float(segment.stream.time_base)
+                # Input ticks to output ticks: out = base + ticks * scale (one multiply-add per stamp).
+                scale = tb / out_seconds
                 origin = segment.stream.start_time
+                base = None if origin is None else placement.offset / out_seconds - origin * scale
                 # Live-recorded video blocks carry no duration: one frame at the stream's rate,
                 # so the last frame of a segment still shows for its frame time.
                 rate = segment.stream.average_rate if self._media_type == "video" else None
                 default_ticks = round(1 / (float(rate) * tb)) if rate else 0
                 for packet in segment.packets():
-                    pts = packet.pts if packet.pts is not None else packet.dts
+                    pts, dts = packet.pts, packet.dts
                     if pts is None:
-                        continue
-                    if origin is None:
-                        origin = pts if packet.dts is None else min(pts, packet.dts)
-                    dts = packet.dts if packet.dts is not None else pts
-                    at = placement.offset + (dts - origin) * tb
-                    out_dts = round(at * out_rate)
-                    out_pts = round((placement.offset + (pts - origin) * tb) * out_rate)
-                    if out_dts <= last_dts:  # rounding or a stated start a hair too early
+                        if dts is None:
+                            continue
+                        pts = dts
+                    elif dts is None:
+                        dts = pts
+                    if base is None:
+                        base = placement.offset / out_seconds - min(pts, dts) * scale
+                    out_dts = round(base + dts * scale)
+                    out_pts = round(base + pts * scale)
+                    if out_dts <= last_dts:  # rounding, or a stated start a hair too early
                         out_dts = last_dts + 1
                         out_pts = max(out_pts, out_dts)
                     last_dts = out_dts
-                    end = at
-                    if not packet.duration and default_ticks:
-                        packet.duration = default_ticks
-                    if packet.duration:
-                        end += packet.duration * tb
-                        packet.duration = round(packet.duration * tb * out_rate)
-                    packet.time_base = out_stream.time_base
-                    packet.pts, packet.dts = out_pts, out_dts
+                    duration = packet.duration or default_ticks
+                    out_duration = round(duration * scale)
+                    packet.duration = out_duration
+                    packet.time_base = out_tb
+                    packet.pts = out_pts
+                    packet.dts = out_dts
                     packet.stream = out_stream
-                    yield at, order, packet, end
+                    yield out_dts * out_seconds, packet, (out_dts + out_duration) * out_seconds
                 segment.verify()
             finally:
                 if opened is not None:
@@ -151,24 +154,50 @@ def write_copy(
             output.start_encoding()
         except av.error.FFmpegError as exc:
             raise ExportUnsupported(f"cannot write {fmt}: {exc}") from exc
-        streams = [reader.packets(order) for order, reader in enumerate(readers)]
         first: float | None = None
         last = 0.0
         reported = 0.0
-        for at, _, packet, end in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        for at, packet, end in _interleave([reader.packets() for reader in readers]):
             if first is None:
                 first = at
-            last = max(last, end)
+            if end > last:
+                last = end
             try:
                 output.mux(packet)
             except av.error.FFmpegError as exc:
-                raise SegmentUnreadable(_source_of(track, at), f"its packets cannot be remuxed ({exc})") from exc
+                raise SegmentUnreadable(
+                    _source_of(track, at), f"its packets cannot be remuxed ({exc})"
+                ) from exc
             if progress is not None and at - reported >= PROGRESS_STEP:
                 progress(at - reported)
                 reported = at
         if progress is not None:
             progress(max(0.0, last - reported))
-    return Written(first or 0.0, last)
+    return Written(track.start, max(last, first or 0.0))
+
+
+def _interleave(
+    streams: list[Iterator[tuple[float, Any, float]]],
+) -> Iterator[tuple[float, Any, float]]:
+    """Packets of one or two streams in time order (the first stream wins ties)."""
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    first, second = streams
+    a, b = next(first, None), next(second, None)
+    while a is not None and b is not None:
+        if a[0] <= b[0]:
+            yield a
+            a = next(first, None)
+        else:
+            yield b
+            b = next(second, None)
+    if a is not None:
+        yield a
+        yield from first
+    if b is not None:
+        yield b
+        yield from second
 
 
 def _source_of(track: Track, at: float) -> str:

@@ -87,14 +87,17 @@ def write_mix(
         for group in _lines(placements)
     ]
     with ExitStack() as stack:
+        for line in lines:
+            stack.callback(line.close)
         try:
             output = stack.enter_context(av.open(os.fspath(path), "w", format=muxer, options=options))
             stream: Any = output.add_stream(encoding.audio_codec, rate=rate, layout=_LAYOUT)
             stream.format = encoding.audio_format
+            stream.bit_rate = encoding.audio_bit_rate
             _, sources, sink = _graph(len(lines), rate, encoding.audio_format)
         except av.error.FFmpegError as exc:
             raise ExportUnsupported(f"cannot write a {fmt} mix: {exc}") from exc
-        encoder = AudioEncoder(output, stream)
+        encoder = AudioEncoder(stream)
         total = round(session_end * rate)
         at = 0
         while at < total:
@@ -104,15 +107,22 @@ def write_mix(
                     frame.pts = line.position - frame.samples
                     frame.time_base = Fraction(1, rate)
                     source.push(frame)
-            encoder.write(iter(_strip(_pull(sink))))
+            _mux(output, encoder.write(iter(_strip(_pull(sink)))))
             if progress is not None:
                 progress((step_end - at) / rate)
             at = step_end
+        for line in lines:
+            line.finish()
         for source in sources:
             source.push(None)
-        encoder.write(iter(_strip(_pull(sink))))
-        encoder.finish()
+        _mux(output, encoder.write(iter(_strip(_pull(sink)))))
+        _mux(output, encoder.finish())
     return Written(0.0, session_end)
+
+
+def _mux(output: Any, packets: list[Any]) -> None:
+    for packet in packets:
+        output.mux(packet)
 
 
 def _strip(frames: list[Any]) -> list[Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
@@ -29,12 +30,15 @@ from storage_backends import Backend
 from .audio import AudioEncoder, AudioLine
 from .errors import ExportUnsupported
 from .formats import ENCODINGS, MUXERS, Encoding
+from .prefetch import Prefetch
 from .reader import open_segment
 from .timeline import Placement, Track, Written
 
 #: Timeline seconds produced per step (both streams advance to the same moment).
 STEP_SECONDS = 1.0
 DEFAULT_FPS = 30
+#: Pictures up to this many pixels are encoded on one thread.
+SMALL_FRAME = 640 * 360
 MAX_FPS = 60
 
 
@@ -106,17 +110,18 @@ class _VideoLine:
     """Constant-rate output frames: the latest source frame on show, or black."""
 
     def __init__(
-        self, backend: Backend, placements: Sequence[Placement], output: Any, stream: Any,
-        fps: int, temp_dir: Path | None,
+        self, backend: Backend, placements: Sequence[Placement], stream: Any, fps: int,
+        temp_dir: Path | None,
     ) -> None:  # fmt: skip
         self._backend, self._placements, self._temp_dir = backend, placements, temp_dir
-        self._output, self._stream, self.fps = output, stream, fps
+        self._stream, self.fps = stream, fps
+        self._time_base = Fraction(1, fps)
         self._fit = _Fitter(stream.codec_context.width, stream.codec_context.height)
         self._black = _black(self._fit.width, self._fit.height)
-        self._source = self._timed_frames()
+        # Decoding and scaling run a little ahead on their own thread, the encoder on this one.
+        self._source = Prefetch(self._timed_frames(), name="export-video")
         self._next = next(self._source, None)
         self._current: tuple[float, float, Any] | None = None
-        self._shown: Any = None
         self.index = 0
 
     def _timed_frames(self) -> Iterator[tuple[float, float, Any]]:
@@ -132,35 +137,38 @@ class _VideoLine:
                         continue
                     if origin is None:
                         origin = frame.pts
-                    yield placement.offset + (frame.pts - origin) * tb, placement.end, frame
+                    at = placement.offset + (frame.pts - origin) * tb
+                    yield at, placement.end, self._fit(frame)
                 segment.verify()
 
-    def write_until(self, seconds: float) -> None:
-        """Encode every output frame whose time is before ``seconds``."""
+    def write_until(self, seconds: float) -> list[Any]:
+        """Encode every output frame whose time is before ``seconds``; their packets."""
+        packets: list[Any] = []
         half = 0.5 / self.fps
         while self.index < seconds * self.fps - 1e-9:
             at = self.index / self.fps
             while self._next is not None and self._next[0] <= at + half:
-                self._current, self._shown = self._next, None
+                self._current = self._next
                 self._next = next(self._source, None)
             if self._current is not None and at < self._current[1]:
-                if self._shown is None:
-                    self._shown = self._fit(self._current[2])
-                frame = self._shown
+                frame = self._current[2]
             else:
                 frame = self._black
             frame.pts = self.index
-            frame.time_base = Fraction(1, self.fps)
-            for packet in self._stream.encode(frame):
-                self._output.mux(packet)
+            frame.time_base = self._time_base
+            packets += self._stream.encode(frame)
             self.index += 1
+        return packets
 
-    def finish(self) -> None:
+    def finish(self) -> list[Any]:
         """Drain what the source still holds (verifying the last segments) and flush."""
         for _ in self._source:
             pass
-        for packet in self._stream.encode(None):
-            self._output.mux(packet)
+        return list(self._stream.encode(None))
+
+    def close(self) -> None:
+        """Stop the decoding thread (after an error elsewhere)."""
+        self._source.close()
 
 
 def _audio_layout(placements: Sequence[Placement]) -> str:
@@ -175,13 +183,37 @@ def _add_video(output: Any, encoding: Encoding, width: int, height: int, fps: in
     stream.time_base = Fraction(1, fps)
     stream.codec_context.gop_size = fps * 2
     stream.codec_context.options = dict(encoding.video_options)
+    if width * height <= SMALL_FRAME:
+        # Frame threads cost more than they give on small pictures (measured: twice the CPU).
+        stream.codec_context.thread_count = 1
     return stream
 
 
 def _add_audio(output: Any, encoding: Encoding, layout: str) -> Any:
     stream = output.add_stream(encoding.audio_codec, rate=encoding.audio_rate, layout=layout)
     stream.format = encoding.audio_format
+    stream.bit_rate = encoding.audio_bit_rate
     return stream
+
+
+def _audio_step(audio: tuple[AudioLine, AudioEncoder], until: float) -> list[Any]:
+    line, encoder = audio
+    return encoder.write(line.read_until(round(until * line.rate)))
+
+
+def _mux(output: Any, packets: list[Any]) -> None:
+    # Stretches are short, so sorting by time keeps the file well interleaved.
+    seconds = {id(p.stream): float(p.time_base) for p in packets[:1]}
+
+    def at(packet: Any) -> float:
+        unit = seconds.get(id(packet.stream))
+        if unit is None:
+            unit = seconds[id(packet.stream)] = float(packet.time_base)
+        return packet.dts * unit if packet.dts is not None else 0.0
+
+    packets.sort(key=at)
+    for packet in packets:
+        output.mux(packet)
 
 
 def write_normalized(
@@ -204,7 +236,8 @@ def write_normalized(
             if track.video:
                 width, height, fps = _geometry(backend, track.video, temp_dir)
                 stream = _add_video(output, encoding, width, height, fps)
-                video = _VideoLine(backend, track.video, output, stream, fps, temp_dir)
+                video = _VideoLine(backend, track.video, stream, fps, temp_dir)
+                stack.callback(video.close)
             if track.audio:
                 layout = _audio_layout(track.audio)
                 stream = _add_audio(output, encoding, layout)
@@ -212,25 +245,31 @@ def write_normalized(
                     backend, track.audio, fmt=encoding.audio_format, layout=layout,
                     rate=encoding.audio_rate, temp_dir=temp_dir,
                 )
-                audio = (line, AudioEncoder(output, stream))
+                stack.callback(line.close)
+                audio = (line, AudioEncoder(stream))
         except av.error.FFmpegError as exc:
             raise ExportUnsupported(f"cannot write {fmt}: {exc}") from exc
         if video is not None:
             # End on the nearest whole frame, and the audio with it, so both stop together.
             session_end = max(1, round(session_end * video.fps)) / video.fps
+        # Audio is decoded, placed and encoded on a worker thread while this one
+        # encodes the same stretch of video (both codecs release the GIL); the packets
+        # of each stretch are muxed here, in order.
+        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="export-audio"))
         at = 0.0
         while at < session_end:
             step_end = min(session_end, at + STEP_SECONDS)
-            if audio is not None:
-                line, encoder = audio
-                encoder.write(line.read_until(round(step_end * line.rate)))
-            if video is not None:
-                video.write_until(step_end)
+            pending = pool.submit(_audio_step, audio, step_end) if audio is not None else None
+            packets = video.write_until(step_end) if video is not None else []
+            if pending is not None:
+                packets += pending.result()
+            _mux(output, packets)
             if progress is not None:
                 progress(step_end - at)
             at = step_end
         if audio is not None:
-            audio[1].finish()
+            audio[0].finish()
+            _mux(output, audio[1].finish())
         if video is not None:
-            video.finish()
+            _mux(output, video.finish())
     return Written(0.0, session_end)

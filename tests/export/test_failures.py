@@ -91,3 +91,21 @@ def test_cli_exit_codes_json_and_message(archived: Callable) -> None:
     assert result.exit_code == 2 and "no participant 'zed'" in result.output
     result = runner.invoke(main, ["export", "nope", "--backend", target.url])
     assert result.exit_code == 1 and "no manifest for session 'nope'" in result.output
+
+
+def test_normalize_verifies_every_segment_even_audio_past_the_sessions_end(
+    archived: Callable,
+) -> None:
+    # The last microphone segment ends the session; its final packets may lie past the
+    # last output frame, and must still be read so its checksum is checked.
+    _, backend = archived("local")
+    manifest, _ = read_manifest(backend, SESSION)
+    assert manifest is not None
+    last = manifest.participants["alice"]["audio"][-1].key
+    _flip_bytes(backend, last)
+    report = export_session(backend, SESSION, ExportRequest(mode="normalize", participants=("alice",), kinds=("audio",), mix=True))
+    assert {(f.participant_id, f.pair, f.segment_key) for f in report.failures} == {
+        ("alice", "camera", last),
+        (None, "mix", last),
+    }
+    assert _exported_keys(backend) == []

@@ -1,0 +1,231 @@
+"""Export speed and memory beside ffmpeg on the same segments.
+
+A synthetic participant (microphone + camera, low resolution) recorded as one
+segment per minute with a 5-second gap after each, archived on local disk with
+its manifest. Then, in alternating rounds:
+
+* ``--mode copy`` beside ``ffmpeg -f concat -c copy`` over the same segment
+  files (which lays them end to end: it neither aligns nor keeps gaps, and
+  checks no checksum);
+* ``--mode normalize`` beside an ffmpeg command line doing the equivalent work:
+  decode, constant frame rate, scale and pad, black/silence to the same length,
+  H.264 (same preset and CRF) + AAC in MP4.
+
+Every run is a child process measured with ``wait4``: wall time, CPU seconds
+(user + system), peak RSS. Printed: medians, ratios (ours / ffmpeg wall time,
+so < 1 is faster) and CPU seconds per GiB of input. Normalize also runs on a
+shorter session to show its memory does not grow with the length.
+
+    .venv/bin/python benchmarks/export_bench.py --minutes 60 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SESSION = "bench-session"
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+SEGMENT_SECONDS = 55.0
+PERIOD_SECONDS = 60.0
+WIDTH, HEIGHT, FPS = 160, 120, 15
+
+
+def _make_sources(cache: Path) -> tuple[Path, Path]:
+    """One audio and one video segment, encoded once and reused for every minute."""
+    from pipeline.media import synth
+
+    cache.mkdir(parents=True, exist_ok=True)
+    audio, video = cache / "source-audio.webm", cache / "source-video.webm"
+    if not audio.exists():
+        synth.make_webm_audio(audio, SEGMENT_SECONDS)
+    if not video.exists():
+        synth.make_webm_video(video, SEGMENT_SECONDS, width=WIDTH, height=HEIGHT, fps=FPS)
+    return audio, video
+
+
+def build_archive(cache: Path, minutes: int) -> tuple[Path, list[Path], list[Path]]:
+    """An archive root holding ``minutes`` audio and video segments and their manifest."""
+    from pipeline.layout import segment_key
+    from pipeline.manifest import ManifestUpdate, Segment, Stream, update_manifest
+    from storage_backends import BackendOptions, LocalOptions, hash_file, open_backend
+
+    root = cache / f"archive-{minutes}"
+    audio_src, video_src = _make_sources(cache)
+    done = root / ".bench-complete"
+    if not done.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        update = ManifestUpdate(session_id=SESSION)
+        with open_backend(root.as_uri(), BackendOptions(local=LocalOptions(fsync=False))) as backend:
+            sums = {src: hash_file(src) for src in (audio_src, video_src)}
+            for minute in range(minutes):
+                at = T0 + timedelta(seconds=minute * PERIOD_SECONDS)
+                epoch_ms = int(at.timestamp() * 1000)
+                for kind, src, codec in (("audio", audio_src, "opus"), ("video", video_src, "vp8")):
+                    name = f"track_recording_p1_{kind}_{epoch_ms}.webm"
+                    key = segment_key(SESSION, "p1", kind, name)
+                    crc, sha, size = sums[src]
+                    backend.put_file(key, src, crc32c=crc, sha256=sha)
+                    segment = Segment(
+                        key=key, filename=name, sourceUrl=f"https://cdn.example/{name}",
+                        size=size, sha256=sha, crc32c=crc, durationSeconds=SEGMENT_SECONDS,
+                        container="webm", streams=[Stream(type=kind, codec=codec)],
+                        startedAt=at, startedAtMs=epoch_ms, archivedAt=T0, arrival=minute,
+                    )  # fmt: skip
+                    update.segments.append(("p1", kind, segment))
+            update_manifest(backend, update)
+        done.touch()
+    files = sorted((root / SESSION / "p1").rglob("*.webm"))
+    audio = [f for f in files if "/audio/" in str(f)]
+    video = [f for f in files if "/video/" in str(f)]
+    return root, audio, video
+
+
+def measure(argv: list[str]) -> dict[str, float]:
+    """Run ``argv`` as a child; its wall time, CPU seconds and peak RSS (MiB)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        err = child.stderr.read().decode(errors="replace") if child.stderr else ""
+        raise SystemExit(f"{argv[0]} failed ({status}): {err[-2000:]}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss_mib": usage.ru_maxrss / 1024,
+    }
+
+
+def ours(root: Path, mode: str, out: Path) -> list[str]:
+    """Our export as a child process, into a fresh directory (so nothing is 'unchanged')."""
+    shutil.rmtree(out, ignore_errors=True)
+    code = (
+        "import sys; from storage_backends import open_backend, BackendOptions, LocalOptions;"
+        "from pipeline.export import ExportRequest, export_session;"
+        "o = BackendOptions(local=LocalOptions(fsync=False));"
+        f"a = open_backend({root.as_uri()!r}, o); d = open_backend({out.as_uri()!r}, o);"
+        f"r = export_session(a, {SESSION!r}, ExportRequest(mode={mode!r}), out=d);"
+        "sys.exit(0 if r.ok else 1)"
+    )
+    return [sys.executable, "-c", code]
+
+
+def _lists(work: Path, audio: list[Path], video: list[Path]) -> tuple[Path, Path]:
+    lists = []
+    for name, files in (("audio.txt", audio), ("video.txt", video)):
+        path = work / name
+        path.write_text("".join(f"file '{f}'\n" for f in files))
+        lists.append(path)
+    return lists[0], lists[1]
+
+
+def ffmpeg_copy(ffmpeg: str, lists: tuple[Path, Path], out: Path) -> list[str]:
+    """The reference for copy mode: concat demuxer, streams copied."""
+    return [
+        ffmpeg, "-nostdin", "-v", "error", "-y",
+        "-f", "concat", "-safe", "0", "-i", str(lists[0]),
+        "-f", "concat", "-safe", "0", "-i", str(lists[1]),
+        "-map", "0:a", "-map", "1:v", "-c", "copy", str(out),
+    ]  # fmt: skip
+
+
+def ffmpeg_normalize(ffmpeg: str, lists: tuple[Path, Path], out: Path, seconds: float) -> list[str]:
+    """The reference for normalize: decode, CFR, scale+pad, pad to length, H.264 + AAC."""
+    video = (
+        f"[1:v]fps={FPS},scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=decrease,"
+        f"pad={WIDTH}:{HEIGHT}:(ow-iw)/2:(oh-ih)/2,format=yuv420p,"
+        f"tpad=stop_mode=add:stop_duration={seconds},trim=duration={seconds}[v]"
+    )
+    audio = f"[0:a]aresample=48000,apad=whole_dur={seconds}[a]"
+    return [
+        ffmpeg, "-nostdin", "-v", "error", "-y",
+        "-f", "concat", "-safe", "0", "-i", str(lists[0]),
+        "-f", "concat", "-safe", "0", "-i", str(lists[1]),
+        "-filter_complex", f"{video};{audio}", "-map", "[v]", "-map", "[a]",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", str(FPS * 2),
+        "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-movflags", "+faststart", str(out),
+    ]  # fmt: skip
+
+
+def rounds(pairs: dict[str, list[str] | None], n: int, before: dict[str, object]) -> dict[str, list[dict[str, float]]]:
+    """Run each command ``n`` times, alternating between them."""
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in pairs}
+    for _ in range(n):
+        for name, argv in pairs.items():
+            prepare = before.get(name)
+            if callable(prepare):
+                argv = prepare()
+            assert argv is not None
+            results[name].append(measure(argv))
+    return results
+
+
+def median(runs: list[dict[str, float]], field: str) -> float:
+    return statistics.median(r[field] for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=int, default=60, help="session length (one segment pair per minute)")
+    parser.add_argument("--short-minutes", type=int, default=10, help="shorter session for the memory comparison")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cache", type=Path, default=ROOT / ".bench-cache" / "export")
+    parser.add_argument("--only", choices=("copy", "normalize"), default=None)
+    args = parser.parse_args()
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise SystemExit("ffmpeg is needed for the reference runs (apt-get install ffmpeg)")
+    version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout.split("\n")[0]
+    report: dict[str, object] = {"ffmpeg": version, "minutes": args.minutes, "rounds": args.rounds}
+    with tempfile.TemporaryDirectory(prefix="export-bench-") as scratch:
+        work = Path(scratch)
+        for minutes in ([args.minutes] if args.only == "copy" else [args.short_minutes, args.minutes]):
+            root, audio, video = build_archive(args.cache, minutes)
+            gib = sum(f.stat().st_size for f in audio + video) / 2**30
+            seconds = minutes * PERIOD_SECONDS - (PERIOD_SECONDS - SEGMENT_SECONDS)
+            lists = _lists(work, audio, video)
+            modes = [m for m in ("copy", "normalize") if args.only in (None, m)]
+            if minutes != args.minutes:
+                modes = ["normalize"] if "normalize" in modes else []
+            for mode in modes:
+                out = work / f"ours-{mode}"
+                if mode == "copy":
+                    reference = ffmpeg_copy(ffmpeg, lists, work / "ref.mkv")
+                else:
+                    reference = ffmpeg_normalize(ffmpeg, lists, work / "ref.mp4", seconds)
+                runs = rounds(
+                    {"ours": None, "ffmpeg": reference},
+                    args.rounds,
+                    {"ours": lambda mode=mode, out=out, root=root: ours(root, mode, out)},
+                )
+                ours_wall, ref_wall = median(runs["ours"], "wall"), median(runs["ffmpeg"], "wall")
+                entry = {
+                    "inputGiB": round(gib, 4),
+                    "ours": {k: round(median(runs["ours"], k), 3) for k in ("wall", "cpu", "rss_mib")},
+                    "ffmpeg": {k: round(median(runs["ffmpeg"], k), 3) for k in ("wall", "cpu", "rss_mib")},
+                    "wallRatio": round(ours_wall / ref_wall, 3),
+                    "speedVsFfmpeg": round(ref_wall / ours_wall, 3),
+                    "oursCpuSecondsPerGiB": round(median(runs["ours"], "cpu") / gib, 1),
+                    "ffmpegCpuSecondsPerGiB": round(median(runs["ffmpeg"], "cpu") / gib, 1),
+                }
+                report[f"{mode}-{minutes}min"] = entry
+                print(f"{mode:9} {minutes:3} min: ours {entry['ours']}  ffmpeg {entry['ffmpeg']}  "
+                      f"speed vs ffmpeg {entry['speedVsFfmpeg']}x", flush=True)  # fmt: skip
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
