@@ -44,6 +44,7 @@ COMMANDS: dict[str, Entry] = {
         "export",
         "Export SESSION_ID: one aligned, seekable file per participant's camera and screen.",
     ),
+    "exports": Entry("export_cmd", "exports", "One row per export listed in the archive's manifests."),
     "manifest": Entry("manifest_cmd", "manifest", "Read session manifests."),
     "public-key": Entry(
         "serve_cmd", "public_key_group", "The recording service's webhook signing key."

@@ -141,6 +141,13 @@ def open_configured_backend(config: Config, url: str | None = None) -> Backend:
         raise ConfigProblem(str(exc)) from None
 
 
+def query_index_path(config: Config, url: str) -> Path:
+    """The query index of one backend URL: one file per backend, beside the journal."""
+    from ..query import index_path_for
+
+    return index_path_for(config.state.journal.parent / "index", url)
+
+
 def download_policy(config: Config) -> DownloadPolicy:
     """The download engine's policy from the config."""
     # The download package loads httpx; only commands that download pay for it.

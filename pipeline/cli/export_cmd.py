@@ -21,6 +21,7 @@ from .common import (
     config_option,
     load,
     open_configured_backend,
+    query_index_path,
     setup_logging,
     translate_errors,
 )
@@ -130,4 +131,33 @@ def export(
         sys.exit(EXIT_FAILED)
 
 
-commands = [export]
+@click.command("exports")
+@backend_option
+@click.option("--session", default=None, metavar="ID", help="Only this session.")
+@click.option("--participant", default=None, metavar="ID", help="Only this participant's exports.")
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "csv")), default="table",
+              show_default=True, help="table for people, json or csv for programs.")
+@config_option
+@translate_errors
+def exports(
+    backend_url: str | None,
+    session: str | None,
+    participant: str | None,
+    fmt: str,
+    config_path: Path | None,
+) -> None:
+    """One row per export listed in the archive's manifests."""
+    from ..query import list_exports, render
+
+    config = load(config_path)
+    with open_configured_backend(config, backend_url) as backend:
+        rows = list_exports(
+            backend,
+            session=session,
+            participant=participant,
+            index_path=query_index_path(config, backend.url),
+        )
+    render(rows, fmt, sys.stdout, kind="exports")  # type: ignore[arg-type]  # click.Choice narrows fmt
+
+
+commands = [export, exports]

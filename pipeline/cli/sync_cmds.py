@@ -23,7 +23,7 @@ from rich.progress import (
 from ..config import Config
 from ..errors import UnsafeIdentifier
 from ..layout import session_prefix
-from ..query import FORMATS, index_path_for, list_segments, list_sessions, render
+from ..query import FORMATS, list_segments, list_sessions, render
 from ..sync import DEFAULT_CONCURRENCY, Outcome, SyncItem, SyncOptions, SyncProgress, SyncReport
 from ..sync import sync as run_sync
 from .common import (
@@ -32,6 +32,7 @@ from .common import (
     config_option,
     load,
     open_configured_backend,
+    query_index_path,
     translate_errors,
 )
 
@@ -213,11 +214,6 @@ _format_option = click.option(
 )
 
 
-def _index_path(config: Config, url: str) -> Path:
-    """One index file per backend URL, beside the journal."""
-    return index_path_for(config.state.journal.parent / "index", url)
-
-
 @click.command(context_settings=CONTEXT_SETTINGS)
 @backend_option
 @click.option("--since", type=_DateOrTime(), default=None, help="Sessions started on or after.")
@@ -241,7 +237,7 @@ def sessions(
     config = load(config_path)
     with open_configured_backend(config, backend_url) as backend:
         rows = list_sessions(
-            backend, since=since, until=until, index_path=_index_path(config, backend.url)
+            backend, since=since, until=until, index_path=query_index_path(config, backend.url)
         )
     render(rows, fmt, sys.stdout, kind="sessions")  # type: ignore[arg-type]  # click.Choice narrows fmt
 
@@ -275,7 +271,7 @@ def segments(
             session=session,
             participant=participant,
             kind=kind,
-            index_path=_index_path(config, backend.url),
+            index_path=query_index_path(config, backend.url),
         )
     render(rows, fmt, sys.stdout, kind="segments")  # type: ignore[arg-type]  # click.Choice narrows fmt
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from storage_backends.base import Backend
 
 from .index import ManifestIndex
-from .rows import SegmentRow, SessionRow
+from .rows import ExportRow, SegmentRow, SessionRow
 
 _SESSION_TIME = "COALESCE(started_at, updated_at)"
 
@@ -157,3 +157,47 @@ def list_segments(
     with ManifestIndex(index_path) as index:
         index.refresh(backend)
         return query_segments(index.db, session=session, participant=participant, kind=kind)
+
+
+def query_exports(
+    db: sqlite3.Connection,
+    *,
+    session: str | None = None,
+    participant: str | None = None,
+) -> list[ExportRow]:
+    """Exports matching every filter given, by session, then key."""
+    where = ["m.error IS NULL"]
+    params: list[str] = []
+    for column, value in (("e.session_id", session), ("e.participant_id", participant)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    rows = db.execute(
+        f"""SELECT e.session_id, e.participant_id, e.pair, e.mode, e.format, e.key, e.size,
+                   e.sha256, e.start, e.duration, e.created_at, e.sources
+            FROM exports e JOIN manifests m ON m.key = e.manifest_key
+            WHERE {" AND ".join(where)}
+            ORDER BY COALESCE(m.started_at, m.updated_at), e.session_id, e.key""",
+        params,
+    ).fetchall()
+    return [
+        ExportRow(
+            session_id=r[0], participant_id=r[1], pair=r[2], mode=r[3], format=r[4], key=r[5],
+            size=r[6], sha256=r[7], start_seconds=r[8], duration_seconds=r[9],
+            created_at=_dt(r[10]) or datetime.fromtimestamp(0, UTC), source_count=r[11],
+        )
+        for r in rows
+    ]
+
+
+def list_exports(
+    backend: Backend,
+    *,
+    session: str | None = None,
+    participant: str | None = None,
+    index_path: Path | None = None,
+) -> list[ExportRow]:
+    """One row per export listed in the archive's manifests (``participant`` excludes mixes)."""
+    with ManifestIndex(index_path) as index:
+        index.refresh(backend)
+        return query_exports(index.db, session=session, participant=participant)

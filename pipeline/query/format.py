@@ -10,7 +10,7 @@ from typing import Any, Literal, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from .rows import SegmentRow, SessionRow
+from .rows import ExportRow, SegmentRow, SessionRow
 
 Format = Literal["table", "json", "csv"]
 FORMATS: tuple[Format, ...] = ("table", "json", "csv")
@@ -77,8 +77,24 @@ _EMPTY_COLUMNS = {
                  "segmentsByKind", "bytes", "durationSeconds", "failures"),
     "segments": ("sessionId", "participantId", "kind", "key", "filename", "size", "sha256", "crc32c",
                  "durationSeconds", "startedAt", "archivedAt", "container"),
+    "exports": ("sessionId", "participantId", "pair", "mode", "format", "key", "size", "sha256",
+                "startSeconds", "durationSeconds", "createdAt", "sources"),
 }  # fmt: skip
 _SEGMENT_HEADERS = ["session", "participant", "kind", "started", "duration", "bytes", "key"]
+_EXPORT_HEADERS = ["session", "participant", "pair", "mode", "from", "duration", "bytes", "key"]
+
+
+def _export_cells(row: ExportRow) -> list[str]:
+    return [
+        row.session_id,
+        row.participant_id or "(mix)",
+        row.pair,
+        row.mode,
+        f"{row.start_seconds:.1f} s" if row.start_seconds is not None else "",
+        human_duration(row.duration_seconds),
+        human_bytes(row.size),
+        row.key,
+    ]
 
 
 def _flat(value: Any) -> Any:
@@ -90,11 +106,11 @@ def _flat(value: Any) -> Any:
 
 
 def render(
-    rows: Sequence[SessionRow] | Sequence[SegmentRow],
+    rows: Sequence[SessionRow] | Sequence[SegmentRow] | Sequence[ExportRow],
     fmt: Format,
     out: TextIO,
     *,
-    kind: Literal["sessions", "segments"],
+    kind: Literal["sessions", "segments", "exports"],
 ) -> None:
     """Write ``rows`` to ``out``: a table for people, JSON or CSV for programs."""
     records = [row.to_record() for row in rows]
@@ -110,11 +126,16 @@ def render(
             writer.writerow([_flat(record[name]) for name in columns])
         return
     table = Table(show_lines=False, header_style="bold")
-    headers = _SESSION_HEADERS if kind == "sessions" else _SEGMENT_HEADERS
+    headers = {"sessions": _SESSION_HEADERS, "segments": _SEGMENT_HEADERS}.get(kind, _EXPORT_HEADERS)
     for header in headers:
         table.add_column(header, overflow="fold")
     for row in rows:
-        cells = _session_cells(row) if isinstance(row, SessionRow) else _segment_cells(row)
+        if isinstance(row, SessionRow):
+            cells = _session_cells(row)
+        elif isinstance(row, SegmentRow):
+            cells = _segment_cells(row)
+        else:
+            cells = _export_cells(row)
         table.add_row(*cells)
     console = Console(file=out, width=200 if not out.isatty() else None)
     console.print(table)

@@ -29,7 +29,7 @@ from ..manifest import Manifest
 from ..sync.plan import is_manifest_key
 
 #: Bump when the tables change; an index of another version is rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Manifests read in parallel during a refresh.
 READ_CONCURRENCY = 8
 
@@ -67,6 +67,22 @@ CREATE TABLE IF NOT EXISTS segments (
     archived_at REAL NOT NULL,
     container TEXT
 );
+CREATE TABLE IF NOT EXISTS exports (
+    manifest_key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    participant_id TEXT,
+    pair TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    format TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    start REAL,
+    duration REAL,
+    created_at REAL NOT NULL,
+    sources INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exports_by_manifest ON exports (manifest_key);
 CREATE INDEX IF NOT EXISTS segments_by_manifest ON segments (manifest_key);
 CREATE INDEX IF NOT EXISTS segments_by_session ON segments (session_id, participant_id, kind);
 """
@@ -173,6 +189,7 @@ class ManifestIndex:
             # An index is only a cache: rebuild it from the manifests.
             with self._transaction():
                 db.execute("DELETE FROM segments")
+                db.execute("DELETE FROM exports")
                 db.execute("DELETE FROM manifests")
         db.execute(
             "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
@@ -227,6 +244,7 @@ class ManifestIndex:
     @staticmethod
     def _forget(db: sqlite3.Connection, key: str) -> None:
         db.execute("DELETE FROM segments WHERE manifest_key = ?", (key,))
+        db.execute("DELETE FROM exports WHERE manifest_key = ?", (key,))
         db.execute("DELETE FROM manifests WHERE key = ?", (key,))
 
     @staticmethod
@@ -250,6 +268,12 @@ class ManifestIndex:
             (key, token, *session.values()),
         )
         db.executemany(f"INSERT INTO segments VALUES ({', '.join('?' * 15)})", segments)
+        exports = [
+            (key, manifest.sessionId, e.participantId, e.pair, e.mode, e.format, e.key, e.size,
+             e.sha256, e.startSeconds, e.durationSeconds, _ts(e.createdAt), len(e.sources))
+            for e in manifest.exports
+        ]  # fmt: skip
+        db.executemany(f"INSERT INTO exports VALUES ({', '.join('?' * 13)})", exports)
 
     def close(self) -> None:
         """Close the database."""

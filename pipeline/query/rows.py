@@ -75,3 +75,39 @@ class SegmentRow:
             "archivedAt": self.archived_at.isoformat(),
             "container": self.container,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One file ``track-archive export`` wrote into the archive, as its manifest lists it."""
+
+    session_id: str
+    #: None for the session's audio mix.
+    participant_id: str | None
+    pair: str
+    mode: str
+    format: str
+    key: str
+    size: int
+    sha256: str
+    start_seconds: float | None
+    duration_seconds: float | None
+    created_at: datetime
+    source_count: int
+
+    def to_record(self) -> dict[str, Any]:
+        """A flat, JSON-ready form with the manifest's camelCase names."""
+        return {
+            "sessionId": self.session_id,
+            "participantId": self.participant_id,
+            "pair": self.pair,
+            "mode": self.mode,
+            "format": self.format,
+            "key": self.key,
+            "size": self.size,
+            "sha256": self.sha256,
+            "startSeconds": self.start_seconds,
+            "durationSeconds": self.duration_seconds,
+            "createdAt": self.created_at.isoformat(),
+            "sources": self.source_count,
+        }

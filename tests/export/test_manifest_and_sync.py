@@ -108,3 +108,28 @@ def test_a_manifest_from_before_exports_still_reads() -> None:
     manifest = Manifest.from_json(old)
     assert manifest.exports == []
     assert manifest.updatedAt == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_query_finds_exports_by_session_and_participant(archived: Callable, tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from pipeline.query import list_exports
+
+    target, backend = archived("s3")
+    export_session(backend, SESSION, ExportRequest(participants=("bob",), mix=True))
+    rows = list_exports(backend, index_path=tmp_path / "index.sqlite3")
+    assert sorted((r.participant_id or "", r.pair) for r in rows) == [("", "mix"), ("bob", "camera")]
+    assert [r.key for r in list_exports(backend, participant="bob")] == [
+        f"{SESSION}/%exports/bob.camera.copy.mkv"
+    ]
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"backend:\n  url: {target.url}\n  s3:\n    endpoint_url: {target.options.s3.endpoint_url}\n"
+        f"    region: {target.options.s3.region}\nstate:\n  journal: {tmp_path / 'j.sqlite3'}\n"
+    )
+    result = CliRunner().invoke(main, ["exports", "--config", str(config), "--session", SESSION, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert {r["pair"] for r in json.loads(result.stdout)} == {"camera", "mix"}
