@@ -57,7 +57,7 @@ class AudioLine:
         #: Samples handed out so far: the timeline position of the next one.
         self.position = 0
         # Decoding and resampling run a little ahead on their own thread.
-        self._source = Prefetch(self._timed_frames(), name="export-audio")
+        self._source = Prefetch(self._timed_frames(), name="export-audio", batch=16)
         self._pending: tuple[int, Any] | None = None
 
     def _timed_frames(self) -> Iterator[tuple[int, Any]]:

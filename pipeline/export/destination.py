@@ -51,7 +51,14 @@ class Destination:
         return self.prefix + name
 
     def url(self, key: str) -> str:
-        """Where a user finds the object."""
+        """Where a user finds the object: its path on local disk, else the backend URL and key.
+
+        A key may hold ``%`` (encoded IDs, the exports folder), which a ``file://``
+        URL would read as an escape, so local objects are shown as paths.
+        """
+        path = self.backend.local_path(key)
+        if path is not None:
+            return str(path)
         return f"{self.backend.url.rstrip('/')}/{key}"
 
     def existing(self, key: str, inputs: str) -> ObjectStat | None:

@@ -119,7 +119,7 @@ class _VideoLine:
         self._fit = _Fitter(stream.codec_context.width, stream.codec_context.height)
         self._black = _black(self._fit.width, self._fit.height)
         # Decoding and scaling run a little ahead on their own thread, the encoder on this one.
-        self._source = Prefetch(self._timed_frames(), name="export-video")
+        self._source = Prefetch(self._timed_frames(), name="export-video", batch=8)
         self._next = next(self._source, None)
         self._current: tuple[float, float, Any] | None = None
         self.index = 0

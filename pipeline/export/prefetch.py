@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-#: Items produced ahead of the consumer.
+#: Items produced ahead of the consumer (decoded frames: bounded memory).
 DEPTH = 32
 _END = object()
 
@@ -28,9 +29,13 @@ class _Raised:
 class Prefetch(Generic[T]):
     """Iterate ``source`` on a worker thread; call :meth:`close` when done (or on error)."""
 
-    def __init__(self, source: Iterator[T], *, name: str, depth: int = DEPTH) -> None:
+    def __init__(self, source: Iterator[T], *, name: str, depth: int = DEPTH, batch: int = 1) -> None:
         self._source = source
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        # Items travel in lists of ``batch``: each hand-off between threads can wait for
+        # the scheduler, which on a busy machine costs more than decoding a frame.
+        self._batch = batch
+        self._ready: deque[T] = deque()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, depth // batch))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -46,9 +51,15 @@ class Prefetch(Generic[T]):
 
     def _run(self) -> None:
         try:
+            chunk: list[T] = []
             for item in self._source:
-                if not self._put(item):
-                    return
+                chunk.append(item)
+                if len(chunk) >= self._batch:
+                    if not self._put(chunk):
+                        return
+                    chunk = []
+            if chunk and not self._put(chunk):
+                return
             self._put(_END)
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(_Raised(exc))
@@ -61,13 +72,16 @@ class Prefetch(Generic[T]):
         return self
 
     def __next__(self) -> T:
+        if self._ready:
+            return self._ready.popleft()
         item = self._queue.get()
         if item is _END:
             self._queue.put(_END)  # stay exhausted
             raise StopIteration
         if isinstance(item, _Raised):
             raise item.error
-        return item  # type: ignore[return-value]  # only producer items remain
+        self._ready.extend(item)  # type: ignore[arg-type]  # only producer chunks remain
+        return self._ready.popleft()
 
     def close(self) -> None:
         """Stop the producer and wait for it (it closes its source, so files are released)."""

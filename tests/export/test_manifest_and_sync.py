@@ -77,6 +77,8 @@ def test_out_writes_elsewhere_and_leaves_the_manifest_alone(
     report = export_session(backend, SESSION, ExportRequest(participants=("bob",)), out=elsewhere)
     assert [f.key for f in report.files] == [f"{SESSION}/bob.camera.copy.mkv"]
     assert elsewhere.stat(f"{SESSION}/bob.camera.copy.mkv") is not None
+    # On local disk the file is shown as a path: a file:// URL would read the % in keys as escapes.
+    assert report.files[0].url == str(elsewhere.local_path(f"{SESSION}/bob.camera.copy.mkv"))
     manifest, _ = read_manifest(backend, SESSION)
     assert manifest is not None and manifest.exports == []
     assert list(backend.list(export_prefix(SESSION))) == []
