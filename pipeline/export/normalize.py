@@ -37,6 +37,8 @@ from .timeline import Placement, Track, Written
 #: Timeline seconds produced per step (both streams advance to the same moment).
 STEP_SECONDS = 1.0
 DEFAULT_FPS = 30
+#: Track recordings are one person's microphone or one shared tab: mono carries them whole.
+AUDIO_LAYOUT = "mono"
 #: Pictures up to this many pixels are encoded on one thread.
 SMALL_FRAME = 640 * 360
 MAX_FPS = 60
@@ -171,12 +173,6 @@ class _VideoLine:
         self._source.close()
 
 
-def _audio_layout(placements: Sequence[Placement]) -> str:
-    # The archive records no channel counts; speech from the service is mono, and
-    # stereo costs little, so stereo is used only where a segment says it has two.
-    return "mono"
-
-
 def _add_video(output: Any, encoding: Encoding, width: int, height: int, fps: int) -> Any:
     stream = output.add_stream(encoding.video_codec, rate=fps)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -239,7 +235,7 @@ def write_normalized(
                 video = _VideoLine(backend, track.video, stream, fps, temp_dir)
                 stack.callback(video.close)
             if track.audio:
-                layout = _audio_layout(track.audio)
+                layout = AUDIO_LAYOUT
                 stream = _add_audio(output, encoding, layout)
                 line = AudioLine(
                     backend, track.audio, fmt=encoding.audio_format, layout=layout,

@@ -171,9 +171,10 @@ def _spooled(backend: Backend, segment: Segment, temp_dir: Path | None) -> Itera
                     stream = _VerifyingStream(source, segment.key)
                     while chunk := stream.read(READ_SIZE):
                         out.write(chunk)
+                    sha256 = stream.drain()
             except (StorageError, OSError) as exc:
                 raise SegmentUnreadable(segment.key, f"cannot be read: {exc}") from exc
-        _check(segment, stream.drain(), stream.size)
+        _check(segment, sha256, stream.size)
         yield path
     finally:
         path.unlink(missing_ok=True)

@@ -103,7 +103,7 @@ def archive_files(backend: Backend, session_id: str, files: list[SegmentFile]) -
                     sha256=sha256,
                     crc32c=crc32c,
                     durationSeconds=report.duration_seconds,
-                    container="webm",
+                    container=seg.path.suffix.lstrip("."),
                     streams=[Stream(type=s.type, codec=s.codec) for s in report.streams],
                     startedAt=datetime.fromtimestamp(epoch_ms / 1000, UTC),
                     startedAtMs=epoch_ms,

@@ -86,3 +86,31 @@ def test_mp4_and_webm_refuse_codecs_they_cannot_hold_and_webm_copies(
     assert "vp8 cannot be copied into mp4" in refused.failures[0].reason
     webm = export_session(backend, SESSION, ExportRequest(mode="copy", format="webm", participants=("bob",)))
     assert webm.ok and webm.files[0].key.endswith("bob.camera.copy.webm")
+
+
+def test_mp4_segments_are_read_whole_and_copied_into_mp4(
+    make_storage_target: Callable, tmp_path
+) -> None:
+    from datetime import timedelta
+
+    from pipeline.media import synth
+    from tests.export.conftest import T0, SegmentFile, archive_files
+
+    # MP4 keeps its index at the end: the reader fetches the object (verifying it) first.
+    files = []
+    for kind, start, audio in (("audio", 0.0, True), ("video", 0.5, False)):
+        at = T0 + timedelta(seconds=start)
+        path = tmp_path / f"track_recording_dee_{kind}_{int(at.timestamp() * 1000)}.mp4"
+        synth.make_mp4(path, 2.0, audio=audio, video=not audio, fps=FPS, started_at=at)
+        files.append(SegmentFile("dee", kind, start, 2.0, path))
+    with make_storage_target("s3").open() as backend:
+        archive_files(backend, "mp4-session", files)
+        report = export_session(backend, "mp4-session", ExportRequest(mode="copy", format="mp4"))
+        assert report.ok, report.failures
+        (exported,) = report.files
+        local = tmp_path / "out.mp4"
+        backend.get_file(exported.key, local)
+    found = facts(local)
+    assert (found["audio"].codec, found["video"].codec) == ("aac", "h264")
+    assert found["video"].start == pytest.approx(0.5, abs=0.04)
+    assert found["video"].end == pytest.approx(2.5, abs=FRAME)
