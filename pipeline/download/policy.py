@@ -20,6 +20,7 @@ class DownloadPolicy:
     (``https://host[:port]``) or host patterns (``*.example.com``, https only);
     ``private_origins`` lists exact origins that may resolve to private or
     loopback addresses (an origin whose host is an IP literal already may).
+    Cloud metadata addresses are refused whatever either list says.
     """
 
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS

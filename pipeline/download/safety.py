@@ -7,9 +7,10 @@ redirect hop passes two gates before a byte is requested:
    and the origin matches ``allowed_origins``. Plain http only for an origin
    listed with ``http://``.
 2. ``SafetyRules.pin``: the host name is resolved here, every address is
-   checked (private, loopback, link-local, shared, reserved, multicast and
-   cloud metadata addresses are refused unless the origin is explicitly
-   trusted), and the request is then sent to that very address: the URL's host
+   checked (private, loopback, link-local, shared, reserved and multicast
+   addresses are refused unless the origin is explicitly trusted; cloud
+   metadata addresses always, also in their IPv4-mapped, NAT64,
+   IPv4-compatible and 6to4 spellings), and the request is then sent to that very address: the URL's host
    is replaced by the checked IP while the ``Host`` header and the TLS SNI name
    (and so certificate verification) keep the real name. A DNS answer that
    changes between the check and the connection (rebinding) therefore cannot
@@ -139,10 +140,36 @@ def parse_origin_rules(entries: Iterable[str], *, field: str) -> list[OriginRule
     return rules
 
 
+#: NAT64 prefixes (RFC 6052 well-known, RFC 8215 local use): the IPv4 address is the last 32 bits.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 spelling reaches: mapped, NAT64, IPv4-compatible or 6to4."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if any(address in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if int(address) >> 32 == 0 and int(address) > 1:
+        return ipaddress.IPv4Address(int(address))  # deprecated IPv4-compatible ::a.b.c.d
+    return address.sixtofour
+
+
 def address_problem(address: IPAddress, *, trusted_private: bool) -> str | None:
-    """Why connecting to ``address`` is refused, or ``None`` when it is allowed."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why connecting to ``address`` is refused, or ``None`` when it is allowed.
+
+    An IPv6 address that embeds an IPv4 one is judged by both: a gateway may
+    deliver it to the embedded address.
+    """
+    embedded = embedded_ipv4(address)
+    if embedded is not None:
+        problem = address_problem(embedded, trusted_private=trusted_private)
+        if problem is not None:
+            return f"{problem} (spelled {address})"
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            return None  # Python calls every mapped address non-global: judge the IPv4 one only
     if address in METADATA_ADDRESSES:
         return f"{address} is a cloud metadata address"
     if address.is_multicast or address.is_unspecified:
@@ -198,9 +225,9 @@ class SafetyRules:
             r.matches(parsed.scheme, host, port) for r in self._private
         )
         if literal is not None:
-            # An IP literal is explicit only when the entry names that very address.
+            # Listing an IP literal trusts it with private addresses, never with metadata ones.
             problem = address_problem(literal, trusted_private=trusted)
-            if problem is not None and not (not rule.pattern and _ip_literal(rule.host) == literal):
+            if problem is not None:
                 raise UrlRefused(shown, problem)
         return Target(url=parsed, host=host, port=port, rule=rule, trusted_private=trusted)
 
@@ -208,6 +235,9 @@ class SafetyRules:
         """Resolve the target's host, check every address, and return the one to connect to."""
         literal = _ip_literal(target.host)
         if literal is not None:
+            problem = address_problem(literal, trusted_private=target.trusted_private)
+            if problem is not None:
+                raise UrlRefused(str(target.url), problem)
             return str(literal)
         try:
             answer = resolver(target.host, target.port)

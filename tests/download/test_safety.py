@@ -176,3 +176,65 @@ async def test_redirects_to_disallowed_or_private_targets_are_refused(
     assert "refused" in (result.reason or "")
     assert [seen.path for seen in origin.requests] == ["/start"]  # the hop was never requested
     assert result.attempts == 1  # a refusal is final, not retried
+
+
+METADATA_SPELLINGS = (
+    "169.254.169.254",
+    "::ffff:169.254.169.254",
+    "64:ff9b::a9fe:a9fe",  # NAT64: a gateway turns it into 169.254.169.254
+    "::169.254.169.254",  # IPv4-compatible
+    "2002:a9fe:a9fe::1",  # 6to4
+)
+
+
+def _origin_of(address: str) -> str:
+    return f"http://[{address}]" if ":" in address else f"http://{address}"
+
+
+@pytest.mark.parametrize("address", METADATA_SPELLINGS)
+def test_metadata_addresses_are_refused_even_when_listed_as_origins(address: str) -> None:
+    listed = _origin_of(address)
+    policy = DownloadPolicy(allowed_origins=(listed,), private_origins=(listed,))
+    with pytest.raises(UrlRefused, match="metadata"):
+        check_url(f"{listed}/latest/meta-data/iam/", policy)
+
+
+@pytest.mark.parametrize("address", METADATA_SPELLINGS)
+async def test_a_private_origin_resolving_to_any_spelling_of_metadata_is_refused(
+    origin: Origin, tmp_path: Path, address: str
+) -> None:
+    origin.add("a.webm", b"x" * 100)
+    trusted = f"http://media.test:{origin.port}"
+    policy = fast_policy(allowed_origins=(trusted,), private_origins=(trusted,))
+    async with Downloader(policy, resolver=lambda host, port: [address]) as downloader:
+        result = await downloader.fetch(f"{trusted}/a.webm", tmp_path / "a.webm")
+    assert not result.ok and "metadata" in (result.reason or "")
+    assert result.attempts <= 1 and origin.requests == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::7f00:1", "64:ff9b::a00:5", "::127.0.0.1", "::10.0.0.5", "64:ff9b:1::c0a8:101"],
+)
+async def test_nat64_and_ipv4_compatible_spellings_of_private_addresses_are_refused(
+    address: str,
+) -> None:
+    rules = SafetyRules(DownloadPolicy())
+    target = rules.check("https://cdn.videosdk.live/a.webm")
+    with pytest.raises(UrlRefused, match=r"resolves to .* address"):
+        await rules.pin(target, lambda host, port: [address])
+    # NAT64 of a public address stays usable.
+    assert await rules.pin(target, lambda host, port: ["64:ff9b::808:808"]) == "64:ff9b::808:808"
+
+
+async def test_a_redirect_to_a_listed_metadata_origin_is_never_followed(
+    origin: Origin, tmp_path: Path
+) -> None:
+    origin.add("a.webm", b"x" * 100)
+    origin.redirect("start", "http://169.254.169.254/latest/meta-data/iam/")
+    listed = ("http://169.254.169.254", "http://[::ffff:169.254.169.254]")
+    policy = fast_policy(allowed_origins=(origin.base_url, *listed), private_origins=listed)
+    async with Downloader(policy) as downloader:
+        result = await downloader.fetch(origin.url_for("start"), tmp_path / "a.webm")
+    assert not result.ok and "metadata" in (result.reason or "")
+    assert result.attempts == 1 and [seen.path for seen in origin.requests] == ["/start"]
