@@ -27,17 +27,23 @@ _MAX_SIGNATURE_CHARS = 4096
 
 
 def load_public_key(data: bytes | str) -> rsa.RSAPublicKey:
-    """An RSA public key from PEM (SPKI or PKCS#1) or from a bare base64 key body."""
+    """An RSA public key from PEM (``PUBLIC KEY`` or PKCS#1 ``RSA PUBLIC KEY``), or from the
+    bare base64 body of either (the service hands out its PKCS#1 key without armour)."""
     text = data.decode("ascii", "replace") if isinstance(data, bytes) else data
-    text = text.strip()
-    if "-----BEGIN" not in text:
-        # The service may hand out the key body without its PEM armour.
-        body = "".join(text.split())
-        text = "-----BEGIN PUBLIC KEY-----\n" + body + "\n-----END PUBLIC KEY-----\n"
+    # A key copied out of a JSON answer may keep its line breaks escaped.
+    text = text.replace("\\n", "\n").strip()
     try:
-        key = serialization.load_pem_public_key(text.encode("ascii", "replace"))
+        if "-----BEGIN" in text:
+            key = serialization.load_pem_public_key(text.encode("ascii", "replace"))
+        else:
+            der = base64.b64decode("".join(text.split()), validate=True)
+            # Parsed as SubjectPublicKeyInfo, else as a PKCS#1 RSAPublicKey.
+            key = serialization.load_der_public_key(der)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise PublicKeyError(f"not a readable PEM public key ({exc})") from exc
+        raise PublicKeyError(
+            "not a readable public key: expected PEM, or the base64 body of an SPKI "
+            f"or PKCS#1 RSA key ({exc})"
+        ) from exc
     if not isinstance(key, rsa.RSAPublicKey):
         raise PublicKeyError(f"expected an RSA public key, found {type(key).__name__}")
     return key

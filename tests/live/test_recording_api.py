@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pipeline.cli import main
-from pipeline.live import ApiArgumentError, RecordingApiError, SignatureVerifier, read_public_key
+from pipeline.live import (
+    ApiArgumentError,
+    RecordingApiError,
+    SignatureVerifier,
+    load_public_key,
+    read_public_key,
+)
 from pipeline.live.recording_api import RecordingApi, StartRequest
+from pipeline.standin import SigningKey
+from tests.fixtures.origin import Origin
 
 from .conftest import TOKEN, StandIn
 
@@ -138,3 +149,31 @@ def test_public_key_fetch_stores_a_key_that_verifies_webhooks(
     verifier = SignatureVerifier(read_public_key(out))
     body, headers = standin.service.signed({"webhookType": "x"})
     assert verifier.verify(body, headers["videosdk-signature"]) == "raw"
+
+
+def _pkcs1(key: SigningKey, *, armour: bool) -> str:
+    public = load_public_key(key.public_pem)
+    if armour:
+        return public.public_bytes(Encoding.PEM, PublicFormat.PKCS1).decode("ascii")
+    return base64.b64encode(public.public_bytes(Encoding.DER, PublicFormat.PKCS1)).decode("ascii")
+
+
+@pytest.mark.parametrize("armour", [False, True], ids=["bare PKCS#1 body", "RSA PUBLIC KEY PEM"])
+def test_public_key_fetch_reads_the_services_pkcs1_key(
+    origin: Origin, tmp_path: Path, armour: bool
+) -> None:
+    # The service's real key is PKCS#1, handed out as {"publicKey": "<body>"}.
+    key = SigningKey()
+    answer = json.dumps({"publicKey": _pkcs1(key, armour=armour)}).encode()
+    origin.add("v2/public/rsa-public-key", answer, headers={"Content-Type": "application/json"})
+    out = tmp_path / "videosdk.pem"
+    result = CliRunner().invoke(
+        main, ["public-key", "fetch", "--out", str(out), "--api-base", origin.base_url]
+    )
+    assert result.exit_code == 0, result.output
+    body = json.dumps({"webhookType": "x"}).encode()
+    assert SignatureVerifier(read_public_key(out)).verify(body, key.sign(body)) == "raw"
+    # A key file holding the bare body (as copied from the answer) loads as well.
+    bare = tmp_path / "bare.txt"
+    bare.write_text(_pkcs1(key, armour=armour))
+    assert SignatureVerifier(read_public_key(bare)).verify(body, key.sign(body)) == "raw"
