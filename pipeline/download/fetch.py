@@ -191,6 +191,13 @@ class Transfer:
 
     def _begin(self, response: httpx.Response) -> None:
         headers = response.headers
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            # Identity was asked for; these bytes are an encoding of the file, not the file.
+            raise PermanentFailure(
+                f"the source sent the body with Content-Encoding: {encoding} "
+                "although identity was asked for"
+            )
         etag = headers.get("etag")
         strong = etag if etag and not etag.startswith("W/") else None
         self.validator = strong or headers.get("last-modified")

@@ -247,3 +247,18 @@ async def test_many_concurrent_fetches_share_one_downloader(
         )
     assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
     assert {r.sha256 for r in results} == {hashlib.sha256(data).hexdigest()}
+
+
+async def test_a_gzip_encoded_body_is_named_as_such(
+    origin: Origin, webm_video: Path, tmp_path: Path
+) -> None:
+    # Asked for identity, the origin compresses anyway: the bytes are not the recording.
+    import gzip
+
+    origin.add(
+        "g.webm", gzip.compress(webm_video.read_bytes()), headers={"Content-Encoding": "gzip"}
+    )
+    async with Downloader(fast_policy(origin)) as downloader:
+        result = await downloader.fetch(origin.url_for("g.webm"), tmp_path / "g.webm")
+    assert not result.ok
+    assert "Content-Encoding: gzip" in (result.reason or ""), result.reason
