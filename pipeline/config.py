@@ -135,6 +135,8 @@ class ServeSection(_Section):
     max_body: int = Field(1024 * 1024, gt=0)
     workers: int = Field(4, gt=0)
     stuck_after: float = Field(6 * 3600.0, gt=0)
+    #: Seconds a client may take to send a request's line and headers (slowloris guard).
+    header_timeout: float = Field(10.0, gt=0)
 
 
 class QueueSection(_Section):

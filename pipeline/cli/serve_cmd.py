@@ -131,7 +131,12 @@ def serve(
             config.serve.port,
             backend.url,
         )
-        serve_forever(app, host=config.serve.host, port=config.serve.port)
+        serve_forever(
+            app,
+            host=config.serve.host,
+            port=config.serve.port,
+            header_timeout=config.serve.header_timeout,
+        )
     finally:
         backend.close()
 

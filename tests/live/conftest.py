@@ -109,7 +109,9 @@ def start_receiver(tmp_path: Path, standin: StandIn) -> Iterator[StartReceiver]:
                 verifier=verifier,
                 tick=tick,
             )
-            server = stack.enter_context(ServerThread(app))
+            server = stack.enter_context(
+                ServerThread(app, header_timeout=config.serve.header_timeout)
+            )
             return Receiver(server.url, config, backend)
 
         yield start
