@@ -47,7 +47,7 @@ def test_serve_refuses_a_file_that_is_not_a_key(tmp_path: Path, monkeypatch) -> 
     bogus.write_text("hello")
     result = CliRunner().invoke(main, ["serve", "--public-key", str(bogus)])
     assert result.exit_code == 2
-    assert "not a readable PEM public key" in result.output
+    assert "not a readable public key" in result.output
 
 
 def test_live_demo_lands_every_segment(tmp_path: Path) -> None:
