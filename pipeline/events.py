@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import InputError
+from .errors import InputError, UnsafeIdentifier
 from .jsontext import dotted_path, lone_surrogate
+from .layout import encode_component, segment_key
 
 Kind = Literal["audio", "video", "screen_audio", "screen_video"]
 KINDS: tuple[str, ...] = ("audio", "video", "screen_audio", "screen_video")
@@ -107,6 +108,27 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _key_problem(data: TrackData) -> str | None:
+    """Which field cannot become part of an archive key, and why (the layout's own rule)."""
+    for field, value in (("sessionId", data.sessionId), ("participantId", data.participantId)):
+        try:
+            encode_component(value, what=field)
+        except UnsafeIdentifier as exc:
+            return f"field data.{field}: {exc}"
+    for index, detail in enumerate(data.fileDetails):
+        where = f"data.fileDetails[{index}]"
+        try:
+            filename = detail.filename
+        except ValueError as exc:
+            return f"field {where}: {exc}"
+        named_by = "filePath" if detail.filePath and detail.filePath.strip("/") else "fileUrl"
+        try:
+            segment_key(data.sessionId, data.participantId, data.kind, filename)
+        except UnsafeIdentifier as exc:
+            return f"field {where}.{named_by}: {exc}"
+    return None
+
+
 def parse_event(payload: Any, *, source: str, line: int | None = None) -> TrackEvent | OtherEvent:
     """Validate one decoded webhook body; raise ``InputError`` naming what is wrong."""
     if not isinstance(payload, dict):
@@ -132,13 +154,9 @@ def parse_event(payload: Any, *, source: str, line: int | None = None) -> TrackE
                     source=source,
                     line=line,
                 )
-            for index, detail in enumerate(event.data.fileDetails):
-                try:
-                    detail.filename  # noqa: B018 - validates that a file name can be derived
-                except ValueError as exc:
-                    raise InputError(
-                        f"field data.fileDetails[{index}]: {exc}", source=source, line=line
-                    ) from None
+            problem = _key_problem(event.data)
+            if problem is not None:
+                raise InputError(problem, source=source, line=line)
             return event
         return OtherEvent.model_validate(payload)
     except ValidationError as exc:

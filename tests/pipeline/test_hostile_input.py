@@ -120,3 +120,22 @@ def test_validation_messages_name_the_exact_field() -> None:
     details[2] = {"fileUrl": "https://cdn.example/", "filePath": "/"}
     with pytest.raises(InputError, match=r"field data\.fileDetails\[2\]: neither filePath"):
         parse_event(body, source="w.json", line=4)
+
+
+def test_an_id_that_cannot_become_a_key_is_blamed_on_its_own_field() -> None:
+    stopped = {
+        "webhookType": "participant-track-recording-stopped",
+        "data": {
+            **STARTED["data"],
+            "fileDetails": [
+                {"fileUrl": "https://cdn.example/a.webm"},
+                {"fileUrl": "https://cdn.example/b.webm", "filePath": "/x/" + "b" * 300 + ".webm"},
+            ],
+        },
+    }
+    with pytest.raises(InputError, match=r"field data\.fileDetails\[1\]\.filePath: filename"):
+        parse_event(stopped, source="w.json")
+    for field in ("sessionId", "participantId"):
+        body = {**stopped, "data": {**stopped["data"], field: ".."}}
+        with pytest.raises(InputError, match=rf"field data\.{field}: {field} '\.\.'"):
+            parse_event(body, source="w.json")
