@@ -170,4 +170,16 @@ def manifest_of(receiver: Receiver, session_id: str) -> dict[str, Any] | None:
     return result
 
 
+def metric(receiver: Receiver, name: str, **labels: str) -> float | None:
+    """One sample of the receiver's ``GET /metrics``, parsed as Prometheus would; ``None`` if absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(receiver.url + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
 __all__ = ["SIGNATURE_HEADER", "TOKEN"]

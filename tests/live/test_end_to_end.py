@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import httpx
-
 from pipeline.layout import segment_key
 from pipeline.live.recording_api import RecordingApi, StartRequest
 
@@ -16,6 +14,7 @@ from .conftest import (
     StandIn,
     StartReceiver,
     manifest_of,
+    metric,
     segments_done,
     wait_until,
 )
@@ -80,13 +79,10 @@ def test_live_flow_lands_segments_and_manifest(
     assert report["stuck"] == []
     assert report["manifest"]["totals"]["segmentCount"] == 4
 
-    metrics = httpx.get(receiver.url + "/metrics").text
-    assert (
-        'track_archive_webhooks_received_total{type="participant-track-recording-stopped"} 2'
-        in metrics
-    )
-    assert 'track_archive_segments_total{outcome="archived"} 4' in metrics
-    assert "track_archive_download_seconds_count 4" in metrics
+    stopped = {"type": "participant-track-recording-stopped"}
+    assert metric(receiver, "track_archive_webhooks_received_total", **stopped) == 2
+    assert metric(receiver, "track_archive_segments_total", outcome="archived") == 4
+    assert metric(receiver, "track_archive_download_seconds_count") == 4
 
 
 def test_live_flow_on_s3(

@@ -18,6 +18,7 @@ from .conftest import (
     StandIn,
     StartReceiver,
     manifest_of,
+    metric,
     post_signed,
     segments_done,
     wait_until,
@@ -97,8 +98,7 @@ def test_signature_by_another_key_or_over_other_bytes_is_refused(
     swapped = httpx.post(receiver.webhook_url, content=tampered, headers=headers)
     assert swapped.status_code == 401
     assert event_count(receiver) == 0
-    metrics = httpx.get(receiver.url + "/metrics").text
-    assert 'track_archive_webhooks_rejected_total{reason="signature"} 2' in metrics
+    assert metric(receiver, "track_archive_webhooks_rejected_total", reason="signature") == 2
 
 
 def test_signature_over_compact_json_is_accepted(
@@ -174,8 +174,8 @@ def test_unknown_webhook_types_are_accepted_but_not_archived(
         assert response.status_code == 200
         assert response.json() == {"accepted": True, "archived": False}
     assert event_count(receiver) == 0
-    metrics = httpx.get(receiver.url + "/metrics").text
-    assert 'track_archive_webhooks_received_total{type="recording-started"} 1' in metrics
+    received = metric(receiver, "track_archive_webhooks_received_total", type="recording-started")
+    assert received == 1
 
 
 def test_duplicates_and_any_order_archive_once(
@@ -238,5 +238,24 @@ def test_health_sessions_and_metrics_endpoints(
     assert receiver.session("..").status_code == 404
     metrics = httpx.get(receiver.url + "/metrics")
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
-    assert "track_archive_queue_depth 0" in metrics.text
-    assert 'track_archive_download_seconds_bucket{le="+Inf"} 0' in metrics.text
+    assert metric(receiver, "track_archive_queue_depth") == 0
+    assert metric(receiver, "track_archive_download_seconds_bucket", le="+Inf") == 0
+    # Every documented series is exposed under its documented name and labels.
+    for name, labels in (
+        ("track_archive_segments_total", {"outcome": "archived"}),
+        ("track_archive_segments_total", {"outcome": "failed"}),
+        ("track_archive_archived_bytes_total", {}),
+        ("track_archive_download_seconds_sum", {}),
+        ("track_archive_download_seconds_count", {}),
+    ):
+        assert metric(receiver, name, **labels) == 0, name
+    post_signed(standin, receiver, lifecycle("started"))
+    assert (
+        metric(
+            receiver,
+            "track_archive_webhooks_received_total",
+            type=lifecycle("started")["webhookType"],
+        )
+        == 1
+    )
+    assert "_created" not in httpx.get(receiver.url + "/metrics").text
