@@ -92,6 +92,11 @@ class Archiver:
         self.quarantine_dir = quarantine_dir
         self.on_outcome = on_outcome
         self.lease_seconds = lease_seconds
+        self._expected_sizes: dict[str, int] = {}
+
+    def expect_size(self, segment_id: str, size: int) -> None:
+        """Refuse the segment's download unless it is ``size`` bytes (a size listed by the service)."""
+        self._expected_sizes[segment_id] = size
 
     # -- intake ---------------------------------------------------------------
 
@@ -184,7 +189,12 @@ class Archiver:
         await asyncio.to_thread(self._drop_stale_staging, record, keep=result)
         if result is None:
             log.info("fetching %s -> %s", record.source_url, record.key)
-            result = await self.downloader.fetch(record.source_url, staged, kind=record.kind)
+            result = await self.downloader.fetch(
+                record.source_url,
+                staged,
+                kind=record.kind,
+                expected_size=self._expected_sizes.get(record.segment_id),
+            )
             if not result.ok:
                 return await self._refuse(
                     record, worker, result, result.reason or "verification failed"

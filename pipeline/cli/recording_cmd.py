@@ -189,8 +189,11 @@ def _print(summary: ReconcileSummary) -> None:
 
 
 @click.command("reconcile")
-@click.option("--room", help="Reconcile every session of this room.")
-@click.option("--session", help="Reconcile this session.")
+@click.option("--room", help="Reconcile every session of this room (the listing API needs it).")
+@click.option(
+    "--session",
+    help="Reconcile only this session; its room comes from --room, else from its manifest.",
+)
 @config_option
 @backend_option
 @api_base_option
@@ -210,13 +213,16 @@ def reconcile(
 ) -> None:
     """Archive every listed recording the archive lacks, and check listed sizes.
 
-    Pages through GET /v2/recordings/participant/track for the room or
-    session. Safe to run again: files already archived are not fetched.
+    Pages through GET /v2/recordings/participant/track for the room, or for
+    one session of it (with --session alone, the room is the session's
+    meetingId from its manifest or the journal). A file whose size differs
+    from the listed one is refused before it is stored. Safe to run again:
+    files already archived are not fetched.
     Exit status: 0 when everything listed is archived with its listed size,
     1 otherwise, 2 for usage or configuration errors.
     """
-    if bool(room) == bool(session):
-        raise ConfigProblem("give exactly one of --room or --session")
+    if not room and not session:
+        raise ConfigProblem("give --room, --session, or both")
     config = load(
         config_path,
         **{
@@ -226,7 +232,7 @@ def reconcile(
         },
     )
     setup_logging(config.log_level, quiet=as_json)
-    with _api(config, api_base) as api:
+    with _api(config, api_base) as api, _usage():
         summary = run_reconcile(config, api, room=room, session=session)
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))

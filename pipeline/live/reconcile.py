@@ -1,11 +1,15 @@
 """Recovering recordings whose webhook never came, through the listing API.
 
-Every listed file the archive lacks is turned into the equivalent of its
+The listing API needs the room: given only a session, its room is taken
+from the session's manifest (``meetingId``) or the journal. Every listed file
+the archive lacks is turned into the equivalent of its
 ``-stopped`` webhook (journaled with the source ``reconcile:<recording id>``)
 and archived by the same ``Archiver`` as any delivery, so a file archived
-before is never fetched twice and a second run changes nothing. Afterwards
-each listed ``size`` is compared with what was archived; the listed duration
-is compared only where its unit turns out to be clear.
+before is never fetched twice and a second run changes nothing. A download
+whose size differs from the listed ``size`` is refused before it is stored;
+afterwards each listed size is compared with what was archived before, and the
+listed duration only where its unit turns out to be clear (the listing does
+not say whether it counts seconds or milliseconds).
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage_backends import StorageError
+
 from ..archive import Archiver, RunSummary, plan_segments, summarise
-from ..errors import InputError
+from ..errors import InputError, TrackArchiveError
 from ..events import TYPE_PREFIX, TrackEvent, parse_event
 from ..journal import SegmentState
+from ..manifest import read_manifest
+from .errors import ApiArgumentError
 from .recording_api import ListedFile, ListedRecording, RecordingApi
 
 log = logging.getLogger(__name__)
@@ -94,9 +102,14 @@ class Reconciler:
     async def run(
         self, *, room_id: str | None = None, session_id: str | None = None
     ) -> ReconcileSummary:
-        """List, queue what is missing, archive it, then check sizes."""
+        """List, queue what is missing, archive it, then check sizes.
+
+        The listing needs the room: given only a session, its room is found in
+        the session's manifest or journaled deliveries (``ApiArgumentError`` if neither knows).
+        """
+        room = room_id or await asyncio.to_thread(self._room_of, session_id)
         listing = await asyncio.to_thread(
-            lambda: list(self.api.recordings(room_id=room_id, session_id=session_id))
+            lambda: list(self.api.recordings(room_id=room, session_id=session_id))
         )
         summary = ReconcileSummary()
         expected: dict[str, tuple[ListedRecording, ListedFile]] = {}
@@ -124,6 +137,36 @@ class Reconciler:
         await asyncio.to_thread(self._check, expected, summary)
         return summary
 
+    def _room_of(self, session_id: str | None) -> str:
+        """The room (``meetingId``) of a session, from its manifest, else from the journal."""
+        if not session_id:
+            raise ApiArgumentError("give a room or a session to reconcile")
+        try:
+            manifest, _ = read_manifest(self.archiver.backend, session_id)
+        except (TrackArchiveError, StorageError, ValueError) as exc:
+            log.warning(
+                "session %s: manifest unreadable (%s); looking in the journal", session_id, exc
+            )
+            manifest = None
+        if manifest is not None and manifest.meetingId:
+            return manifest.meetingId
+        journal = self.archiver.journal
+        for record in journal.segments(session_id=session_id):
+            if record.meeting_id:
+                return record.meeting_id
+        for event in journal.events(session_id=session_id):
+            data = event.payload.get("data")
+            if (
+                isinstance(data, dict)
+                and isinstance(data.get("meetingId"), str)
+                and data["meetingId"]
+            ):
+                return str(data["meetingId"])
+        raise ApiArgumentError(
+            f"the listing API needs the room of session {session_id!r}, and neither its "
+            "manifest nor the journal names it: give --room with --session"
+        )
+
     def _missing(
         self,
         recording: ListedRecording,
@@ -142,6 +185,9 @@ class Reconciler:
                 log.error("listed file cannot be archived: %s", exc)
                 continue
             expected[job.segment_id] = (recording, listed)
+            if listed.size is not None:
+                # A file shorter (or longer) than listed is refused before it is stored.
+                self.archiver.expect_size(job.segment_id, listed.size)
             stat = self.archiver.backend.stat(job.key)
             if stat is not None and (listed.size is None or stat.size == listed.size):
                 summary.present += 1

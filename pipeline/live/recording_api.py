@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..events import KINDS
+from ..jsontext import JSONProblem, loads_bytes
 from .errors import ApiArgumentError, RecordingApiError
 
 DEFAULT_API_BASE = "https://api.videosdk.live"
@@ -208,8 +209,9 @@ class RecordingApi:
                 f"cannot reach {self.api_base} ({type(exc).__name__}: {exc})", endpoint=path
             ) from exc
         try:
-            data = response.json() if response.content else None
-        except (ValueError, UnicodeDecodeError):
+            # Bounded like every other outside JSON: a hostile answer is "not JSON", not a crash.
+            data = loads_bytes(response.content) if response.content else None
+        except JSONProblem:
             data = None
         if response.status_code >= 400:
             raise RecordingApiError(
@@ -244,9 +246,11 @@ class RecordingApi:
         participant_id: str | None = None,
         per_page: int = PAGE_SIZE,
     ) -> Iterator[ListedRecording]:
-        """Every listed recording of a room or session, page after page."""
-        if not room_id and not session_id:
-            raise ApiArgumentError("give a room or a session to list")
+        """Every listed recording of a room (or of one session in it), page after page.
+
+        The service's reference marks ``roomId`` required, so it is always sent.
+        """
+        _require(room_id, "room")
         params: dict[str, Any] = {"perPage": per_page}
         for name, value in (
             ("roomId", room_id),

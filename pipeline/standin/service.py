@@ -253,6 +253,8 @@ class RecordingService:
         if not self._authorised(request):
             return _message(401, "Invalid token: the Authorization header is missing or wrong")
         query = request.query_params
+        if not query.get("roomId"):
+            return _message(400, "roomId is required")  # as the API reference marks it
         try:
             page = max(1, int(query.get("page", "1")))
             per_page = min(100, max(1, int(query.get("perPage", "20"))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from pipeline.cli import main
 from pipeline.layout import segment_key
@@ -23,13 +23,18 @@ def _record_without_webhooks(standin: StandIn) -> None:
             api.stop(ROOM, participant, kind)
 
 
-def _reconcile(standin: StandIn, tmp_path: Path, *extra: str) -> tuple[int, dict]:
-    result = CliRunner().invoke(
+def _reconcile(
+    standin: StandIn, tmp_path: Path, *extra: str, scope: tuple[str, ...] = ("--room", ROOM)
+) -> tuple[int, dict]:
+    result = _invoke(standin, tmp_path, *scope, *extra)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _invoke(standin: StandIn, tmp_path: Path, *args: str) -> Result:
+    return CliRunner().invoke(
         main,
         [
             "reconcile",
-            "--room",
-            ROOM,
             "--backend",
             str(tmp_path / "archive"),
             "--state",
@@ -39,11 +44,10 @@ def _reconcile(standin: StandIn, tmp_path: Path, *extra: str) -> tuple[int, dict
             "--api-base",
             standin.url,
             "--json",
-            *extra,
+            *args,
         ],
         env={"VIDEOSDK_TOKEN": TOKEN},
     )
-    return result.exit_code, json.loads(result.stdout)
 
 
 def test_reconcile_archives_what_no_webhook_announced_and_is_idempotent(
@@ -71,20 +75,44 @@ def test_reconcile_archives_what_no_webhook_announced_and_is_idempotent(
     assert (again["listed"], again["present"], again["queued"], again["archived"]) == (4, 4, 0, 0)
 
 
-def test_reconcile_reports_a_listed_size_that_differs(
+def test_a_file_shorter_than_listed_is_refused_before_it_is_stored(
     standin: StandIn, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     _record_without_webhooks(standin)
-    standin.service.recordings[0].files[0]["size"] += 10  # the listing disagrees with the file
+    recording = standin.service.recordings[0]
+    recording.files[0]["size"] += 10  # the listing says the file is longer than what is served
     code, summary = _reconcile(standin, tmp_path)
     assert code == 1
-    (mismatch,) = summary["sizeMismatches"]
-    assert mismatch["participantId"] == "dora"
-    assert mismatch["listedSize"] == mismatch["archivedSize"] + 10
+    assert summary["archived"] == 3 and summary["failed"] == 1
+    (failure,) = summary["failures"]
+    assert failure["participantId"] == "dora" and "expected_size" in failure["reason"]
+    name = recording.files[0]["filePath"].rsplit("/", 1)[-1]
+    key = segment_key(standin.service.session_of(ROOM), "dora", recording.kind, name)
+    assert not (tmp_path / "archive" / key).exists()
 
 
-def test_reconcile_needs_exactly_one_scope(standin: StandIn, tmp_path: Path) -> None:
+def test_reconcile_of_a_session_sends_its_room(
+    standin: StandIn, tmp_path: Path, monkeypatch
+) -> None:
+    # The listing API marks roomId required (the stand-in refuses a listing without it).
+    monkeypatch.chdir(tmp_path)
+    _record_without_webhooks(standin)
+    session = standin.service.session_of(ROOM)
+    unknown = _invoke(standin, tmp_path, "--session", session)
+    assert unknown.exit_code == 2 and "give --room with --session" in unknown.output
+    code, summary = _reconcile(standin, tmp_path, scope=("--room", ROOM, "--session", session))
+    assert code == 0, summary
+    assert (summary["listed"], summary["archived"]) == (4, 4)
+    # Now the session's manifest names its room: --session alone is enough.
+    code, again = _reconcile(standin, tmp_path, scope=("--session", session))
+    assert code == 0, again
+    assert (again["listed"], again["present"], again["queued"]) == (4, 4, 0)
+    other = _invoke(standin, tmp_path, "--room", ROOM, "--session", "no-such-session")
+    assert other.exit_code == 0 and json.loads(other.stdout)["listed"] == 0
+
+
+def test_reconcile_needs_a_room_or_a_session(standin: StandIn, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["reconcile", "--api-base", standin.url], env={"VIDEOSDK_TOKEN": TOKEN}
     )

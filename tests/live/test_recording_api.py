@@ -177,3 +177,12 @@ def test_public_key_fetch_reads_the_services_pkcs1_key(
     bare = tmp_path / "bare.txt"
     bare.write_text(_pkcs1(key, armour=armour))
     assert SignatureVerifier(read_public_key(bare)).verify(body, key.sign(body)) == "raw"
+
+
+def test_a_hostile_listing_answer_is_an_api_error_not_a_crash(origin: Origin) -> None:
+    origin.add("v2/recordings/participant/track", b"[" * 100_000 + b"]" * 100_000)
+    with (
+        RecordingApi(TOKEN, api_base=origin.base_url) as api,
+        pytest.raises(RecordingApiError, match="expected a JSON answer"),
+    ):
+        list(api.recordings(room_id="r1"))
