@@ -126,12 +126,17 @@ class CrcReader:
 
     SDKs may read a body more than once (to sign it, then on a retry); a seek
     back to 0 starts a new pass, so ``hasher`` always describes the last pass,
-    the one the service received.
+    the one the service received. With ``sha256`` the pass's SHA-256 is kept
+    too: the services check only the CRC32C, so a file whose bytes keep the
+    CRC32C but not the SHA-256 is caught only here.
     """
 
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, *, sha256: bool = False) -> None:
         self._file = file
-        self.hasher = Hasher(sha256=False)
+        self._sha256 = sha256
+        self.hasher = Hasher(sha256=sha256)
+        #: False once a pass skipped or re-read bytes: ``hasher`` then describes no whole pass.
+        self.whole_pass = True
 
     def read(self, size: int = -1) -> bytes:
         data = self._file.read(size)
@@ -141,7 +146,10 @@ class CrcReader:
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         position = self._file.seek(offset, whence)
         if position == 0:
-            self.hasher = Hasher(sha256=False)
+            self.hasher = Hasher(sha256=self._sha256)
+            self.whole_pass = True
+        elif position != self.hasher.size:
+            self.whole_pass = False
         return position
 
     def tell(self) -> int:

@@ -23,9 +23,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from storage_backends._streams import TranslatingReader, atomic_output, buffered
+from storage_backends._streams import CrcReader, TranslatingReader, atomic_output, buffered
 from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
-from storage_backends.checksums import Hasher, hash_bytes, normalize_crc32c, normalize_sha256
+from storage_backends.checksums import (
+    Hasher,
+    hash_bytes,
+    hash_file,
+    normalize_crc32c,
+    normalize_sha256,
+)
 from storage_backends.errors import IntegrityError, ObjectNotFound, PreconditionFailed, StorageError
 from storage_backends.gcs_errors import GCS_ERRORS, translate_gcs_error
 from storage_backends.keys import validate_key, validate_prefix
@@ -159,7 +165,9 @@ class GCSBackend(Backend):
         blob.metadata = {**(metadata or {}), "sha256": sha256}
         # Without a size the client always chooses a resumable upload.
         declared = size if size <= self._options.resumable_threshold else None
-        with open(path, "rb") as source:
+        with open(path, "rb") as file:
+            # The service checks only the CRC32C; the SHA-256 of what was sent is checked below.
+            source = CrcReader(file, sha256=True)
             try:
                 blob.upload_from_file(
                     source,
@@ -172,6 +180,19 @@ class GCSBackend(Backend):
                 )
             except GCS_ERRORS as exc:
                 raise self._error(exc, key, "put_file", writing=True) from exc
+        sent_size, sent_sha256 = source.hasher.size, source.hasher.sha256
+        if not source.whole_pass:
+            # A resumable upload re-sent a chunk: hash the file itself instead.
+            _, sent_sha256, sent_size = hash_file(path)
+        if sent_size != size or sent_sha256 != sha256:
+            with suppress(*GCS_ERRORS):  # only remove the generation we wrote
+                blob.delete(if_generation_match=blob.generation, retry=self._retry)
+            raise IntegrityError(
+                f"sent {sent_size} bytes with SHA-256 {sent_sha256}, caller gave {sha256} "
+                f"of {size} bytes; object removed",
+                backend=self._url,
+                key=key,
+            )
         return self._verify_stored(key, blob, size, crc32c)
 
     def _verify_stored(self, key: str, blob: storage.Blob, size: int, crc32c: str) -> ObjectStat:

@@ -26,7 +26,8 @@ def upload_parts(
     max_concurrency: int,
 ) -> tuple[list[dict[str, Any]], Hasher]:
     """Upload ``source`` as parts; return the part list for completion and the whole-file hash."""
-    whole = Hasher(sha256=False)
+    # SHA-256 too: S3 checks only the CRC32C, so only this can see the other checksum fail.
+    whole = Hasher()
     done: list[dict[str, Any]] = []
     pending: set[Future[dict[str, Any]]] = set()
     with ThreadPoolExecutor(max_workers=max_concurrency) as pool:

@@ -113,12 +113,12 @@ class S3Writes:
             else:
                 if if_absent:
                     self._refuse_existing(key)
-                response, sent = self._put_multipart(key, full, source, crc32c, extra)
-        if sent.crc32c != crc32c or sent.size != size:
+                response, sent = self._put_multipart(key, full, source, crc32c, sha256, extra)
+        if sent.crc32c != crc32c or sent.size != size or sent.sha256 != sha256:
             self._delete_version(key, response["ETag"])
             raise IntegrityError(
-                f"sent {sent.size} bytes with CRC32C {sent.crc32c}, caller gave {crc32c} "
-                f"of {size} bytes; object removed",
+                f"sent {sent.size} bytes with CRC32C {sent.crc32c} and SHA-256 {sent.sha256}, "
+                f"caller gave {crc32c} and {sha256} of {size} bytes; object removed",
                 backend=self._url,
                 key=key,
             )
@@ -135,7 +135,7 @@ class S3Writes:
     def _put_single(
         self, key: str, full: str, source: BinaryIO, size: int, crc32c: str, extra: dict[str, Any]
     ) -> tuple[dict[str, Any], Hasher]:
-        body = CrcReader(source)
+        body = CrcReader(source, sha256=True)
         response = self._put_object(
             key,
             "put_file",
@@ -149,7 +149,13 @@ class S3Writes:
         return response, body.hasher
 
     def _put_multipart(
-        self, key: str, full: str, source: BinaryIO, crc32c: str, extra: dict[str, Any]
+        self,
+        key: str,
+        full: str,
+        source: BinaryIO,
+        crc32c: str,
+        sha256: str,
+        extra: dict[str, Any],
     ) -> tuple[dict[str, Any], Hasher]:
         create_args = {k: v for k, v in extra.items() if k != "IfNoneMatch"}
         try:
@@ -164,11 +170,12 @@ class S3Writes:
             raise self._error(exc, key, "put_file") from exc
         try:
             parts, whole = self._upload_parts(full, upload_id, source)
-            if whole.crc32c != crc32c:
+            if whole.crc32c != crc32c or whole.sha256 != sha256:
                 # Never complete an upload whose bytes differ from what the caller
                 # checksummed: aborting leaves nothing at the key.
                 raise IntegrityError(
-                    f"file bytes have CRC32C {whole.crc32c}, caller gave {crc32c}",
+                    f"file bytes have CRC32C {whole.crc32c} and SHA-256 {whole.sha256}, "
+                    f"caller gave {crc32c} and {sha256}",
                     backend=self._url,
                     key=key,
                 )
