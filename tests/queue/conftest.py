@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kombu import Connection
+from kombu.exceptions import ChannelError
 
 from pipeline.manifest import Manifest, read_manifest
+from pipeline.queue.app import segment_queue
 from pipeline.standin import Meeting, generate_meeting
 from storage_backends import Backend
 from tests.archive.conftest import config_for, serve_meeting, write_jsonl
@@ -70,11 +73,9 @@ class Rig:
             },
         )
 
-    def cli(
-        self, *args: str, name: str = "cli", timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``track-archive ARGS`` with this rig's config, broker and origin."""
-        command = [
+    def command(self, *args: str, name: str = "cli") -> list[str]:
+        """``track-archive ARGS`` with this rig's config (machine ``name``), broker and origin."""
+        return [
             sys.executable,
             "-m",
             "pipeline.cli",
@@ -87,7 +88,28 @@ class Rig:
             self.origin.base_url,
             *args[1:],
         ]
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+    def cli(
+        self, *args: str, name: str = "cli", timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``track-archive ARGS`` to its end."""
+        return subprocess.run(
+            self.command(*args, name=name),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+        )
+
+    def start_cli(self, *args: str, name: str = "cli") -> subprocess.Popen[str]:
+        """Start ``track-archive ARGS`` in the background (the caller waits for it)."""
+        return subprocess.Popen(
+            self.command(*args, name=name),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
 
     def manifest(self, session_id: str) -> Manifest | None:
         with self.target.open() as backend:
@@ -205,3 +227,13 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert result.stdout, result.stderr
     return json.loads(result.stdout)
+
+
+def queued_tasks(rig: Rig) -> int:
+    """Segment tasks waiting on the broker."""
+    with Connection(rig.broker.url, connect_timeout=5) as conn:
+        try:
+            _, count, _ = segment_queue()(conn.default_channel).queue_declare(passive=True)
+        except ChannelError:  # Redis keeps no empty queue: nothing waiting
+            return 0
+        return int(count)

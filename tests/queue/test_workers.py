@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import json
+
 from pipeline.standin import Meeting
-from tests.queue.conftest import Rig, Workers, summary_of, webhooks_file
+from tests.queue.conftest import (
+    Rig,
+    Workers,
+    queued_tasks,
+    summary_of,
+    wait_until,
+    webhooks_file,
+)
 
 
-def test_two_workers_archive_a_batch_once_and_a_rerun_fetches_nothing(
+def test_the_same_batch_queued_twice_is_archived_once_and_a_rerun_fetches_nothing(
     rig: Rig, workers: Workers, small_meeting: Meeting
 ) -> None:
     source = webhooks_file(rig, small_meeting)
+    # Another machine queued the very same segments: two workers may take the same one at once.
+    queued = rig.cli("archive", "--no-wait", str(source), name="other-machine")
+    assert queued.returncode == 0, queued.stderr
+    waiting = rig.start_cli("archive", "--json", str(source))
+    wait_until(lambda: queued_tasks(rig) == 10, 60, "both batches on the queue")
     workers.start("worker-a")
     workers.start("worker-b")
-
-    first = rig.cli("archive", "--json", str(source))
-    assert first.returncode == 0, first.stderr
-    summary = summary_of(first)
+    out, err = waiting.communicate(timeout=150)
+    assert waiting.returncode == 0, err
+    summary = json.loads(out)
     assert (summary["archived"], summary["skipped"], summary["failed"]) == (5, 0, 0)
     assert summary["bytes"] == sum(s.path.stat().st_size for s in small_meeting.segments)
     manifest = rig.manifest(small_meeting.session_id)
     assert manifest is not None
     assert manifest.totals.segmentCount == 5
+    assert len({seg.key for _, _, seg in manifest.segments()}) == 5
     assert manifest.lifecycle["alice"]["audio"].state == "stopped"
     with rig.open() as backend:
         stored = [s.key for s in backend.list() if not s.key.endswith("manifest.json")]
