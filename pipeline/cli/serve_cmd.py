@@ -13,6 +13,7 @@ from .common import (
     ConfigProblem,
     allow_origin_option,
     backend_option,
+    broker_option,
     config_option,
     download_policy,
     load,
@@ -25,6 +26,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..config import Config
     from ..live import SignatureVerifier
+    from ..live.app import BackgroundFactory
 
 log = logging.getLogger("track_archive")
 
@@ -66,6 +68,16 @@ def verifier_for(config: Config, no_verify: bool) -> SignatureVerifier | None:
         raise ConfigProblem(str(exc)) from None
 
 
+def _forwarder(config: Config) -> BackgroundFactory:
+    """Forward committed deliveries to the broker instead of archiving here."""
+    from ..queue.app import BrokerSettings
+    from ..queue.outbox import BrokerOutbox
+
+    settings = BrokerSettings.from_config(config)
+    log.info("forwarding segments to the broker at %s", settings.url.rsplit("@", 1)[-1])
+    return lambda journal, metrics: BrokerOutbox.for_receiver(settings, journal, metrics)
+
+
 @click.command("serve")
 @config_option
 @backend_option
@@ -82,6 +94,7 @@ def verifier_for(config: Config, no_verify: bool) -> SignatureVerifier | None:
 @click.option(
     "--no-verify", is_flag=True, help="Accept unsigned webhooks (local testing only; unsafe)."
 )
+@broker_option
 @translate_errors
 def serve(
     config_path: Path | None,
@@ -92,13 +105,15 @@ def serve(
     allow_origins: tuple[str, ...],
     public_key: Path | None,
     no_verify: bool,
+    broker_url: str | None,
 ) -> None:
     """Receive the recording service's webhooks and archive every stopped track.
 
     POST /webhooks/videosdk answers 200 only once the delivery is committed to
     the journal; background workers download, verify and store the segments
     and update the manifests. Also serves GET /healthz, GET /sessions/ID and
-    GET /metrics. Pending work is resumed at startup.
+    GET /metrics. Pending work is resumed at startup. With --broker the
+    segments are forwarded to `track-archive worker` processes instead.
     """
     if public_key is not None and no_verify:
         raise ConfigProblem("--public-key and --no-verify cannot be used together")
@@ -111,6 +126,7 @@ def serve(
             "serve.public_key": str(public_key) if public_key else None,
             "state.journal": str(state_path) if state_path else None,
             "download.allowed_origins": list(allow_origins) or None,
+            "queue.broker": broker_url,
         },
     )
     setup_logging(config.log_level)
@@ -124,7 +140,13 @@ def serve(
     policy = download_policy(config)
     backend = open_configured_backend(config)
     try:
-        app = create_app(config, backend=backend, policy=policy, verifier=verifier)
+        app = create_app(
+            config,
+            backend=backend,
+            policy=policy,
+            verifier=verifier,
+            background=_forwarder(config) if config.queue.broker else None,
+        )
         log.info(
             "receiving webhooks on http://%s:%d/webhooks/videosdk, archiving to %s",
             config.serve.host,

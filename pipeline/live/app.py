@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +38,23 @@ from .sessions import session_report
 from .signature import SIGNATURE_HEADER, SignatureVerifier
 from .workers import ArchiveWorkers
 
+
+class BackgroundWork(Protocol):
+    """What the receiver runs beside answering: local workers, or a forwarder to a broker."""
+
+    def wake(self) -> None:
+        """A delivery was committed."""
+
+    async def start(self) -> None:
+        """Begin (pending work from an earlier process included)."""
+
+    async def stop(self) -> None:
+        """Stop; what is left stays in the journal."""
+
+
+#: Builds the background work from the journal and the metrics (``serve --broker``).
+BackgroundFactory = Callable[[SQLiteJournal, "ReceiverMetrics"], BackgroundWork]
+
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/videosdk"
@@ -59,7 +76,7 @@ class LiveState:
     stuck: StuckWatch
     journal: SQLiteJournal | None = None
     archiver: Archiver | None = None
-    workers: ArchiveWorkers | None = None
+    workers: BackgroundWork | None = None
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -186,12 +203,14 @@ def create_app(
     verifier: SignatureVerifier | None,
     commit: bool = True,
     tick: float = 30.0,
+    background: BackgroundFactory | None = None,
 ) -> Starlette:
     """The receiver app; its lifespan opens the journal and runs the workers.
 
     ``verifier=None`` accepts unsigned deliveries (``--no-verify``).
     ``commit=False`` answers without journaling and without workers: it exists
     only as the benchmark's reference and must never serve real traffic.
+    ``background`` replaces the local workers (``serve --broker`` forwards instead).
     """
     stuck = StuckWatch(timedelta(seconds=config.serve.stuck_after))
     holder: dict[str, SQLiteJournal] = {}
@@ -228,12 +247,16 @@ def create_app(
                 )
                 await asyncio.to_thread(stuck.seed, journal.events())
                 if commit:
-                    live.workers = ArchiveWorkers(
-                        live.archiver,
-                        concurrency=config.serve.workers,
-                        metrics=live.metrics,
-                        stuck=stuck,
-                        tick=tick,
+                    live.workers = (
+                        background(journal, live.metrics)
+                        if background is not None
+                        else ArchiveWorkers(
+                            live.archiver,
+                            concurrency=config.serve.workers,
+                            metrics=live.metrics,
+                            stuck=stuck,
+                            tick=tick,
+                        )
                     )
                     await live.workers.start()
                 try:

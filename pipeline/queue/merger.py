@@ -40,7 +40,9 @@ PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.5, "interval_step": 0.5,
 _CONNECTION_ERRORS = (OSError, ConnectionError, KombuError)
 
 
-def publish_update(app: Celery, update: ManifestUpdate) -> None:
+def publish_update(
+    app: Celery, update: ManifestUpdate, *, retry_policy: dict[str, Any] | None = None
+) -> None:
     """Put one session's update on the manifest queue; returns once the broker has it."""
     queue = manifest_queue()
     try:
@@ -53,7 +55,7 @@ def publish_update(app: Celery, update: ManifestUpdate) -> None:
                 delivery_mode=2,
                 serializer="json",
                 retry=True,
-                retry_policy=PUBLISH_RETRY,
+                retry_policy=retry_policy or PUBLISH_RETRY,
             )
     except _CONNECTION_ERRORS as exc:
         raise BrokerUnavailable(f"cannot publish to {MANIFEST_QUEUE}: {exc}") from exc
