@@ -17,9 +17,10 @@ import contextlib
 import logging
 
 from celery import Celery
+from prometheus_client import Gauge
 
 from ..journal import Journal
-from ..live.metrics import Gauge, ReceiverMetrics
+from ..live.metrics import ReceiverMetrics
 from .app import BrokerSettings, make_app
 from .enqueue import Planned, plan_payload, publish_planned
 from .errors import BrokerUnavailable
@@ -50,13 +51,12 @@ class BrokerOutbox:
     ) -> BrokerOutbox:
         """An outbox on ``settings``' broker whose depth is a gauge of the receiver's metrics."""
         outbox = cls(make_app(settings), journal)
-        metrics.registry.add(
-            Gauge(
-                "track_archive_outbox_depth",
-                "Deliveries committed to the journal and not yet forwarded to the broker.",
-                lambda: float(outbox.depth()),
-            )
+        depth = Gauge(
+            "track_archive_outbox_depth",
+            "Deliveries committed to the journal and not yet forwarded to the broker.",
+            registry=metrics.registry,
         )
+        depth.set_function(lambda: float(outbox.depth()))
         return outbox
 
     def depth(self) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from storage_backends import Backend
 
 from ..archive import RunSummary
+from ..layout import manifest_key
 from ..manifest import Manifest, read_manifest
 from .messages import SegmentJob
 
@@ -57,13 +58,14 @@ class BatchWaiter:
         self.summary = RunSummary()
         self._before: dict[str, _Seen] = {}
         self._open: dict[str, set[_Ident]] = {}
+        self._versions: dict[str, str | None] = {}
 
     def snapshot(self) -> int:
         """Read the manifests before queuing; return how many segments were already archived."""
         for ident, job in self.jobs.items():
             self._open.setdefault(job.session_id, set()).add(ident)
         for session_id in list(self._open):
-            manifest, _ = read_manifest(self.backend, session_id)
+            manifest, self._versions[session_id] = read_manifest(self.backend, session_id)
             before = self._before[session_id] = _seen(manifest)
             for ident in list(self._open[session_id]):
                 if ident in before.archived:
@@ -82,7 +84,10 @@ class BatchWaiter:
         for session_id, idents in self._open.items():
             if not idents:
                 continue
-            manifest, _ = read_manifest(self.backend, session_id)
+            stat = self.backend.stat(manifest_key(session_id))
+            if stat is None or stat.version == self._versions.get(session_id):
+                continue  # unchanged since the last look
+            manifest, self._versions[session_id] = read_manifest(self.backend, session_id)
             now = _seen(manifest)
             before = self._before[session_id]
             for ident in list(idents):

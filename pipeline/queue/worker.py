@@ -158,6 +158,9 @@ class SegmentWorker:
 
     def _in_archive(self, job: SegmentJob) -> bool:
         """Its manifest lists this source's file and the object is at that key."""
+        # Nothing at its natural key: not archived (one HEAD, the common case of new work).
+        if self.backend.stat(job.key) is None:
+            return False
         manifest, _ = read_manifest(self.backend, job.session_id)
         if manifest is None:
             return False
