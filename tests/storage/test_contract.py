@@ -189,6 +189,18 @@ def test_absent_object_is_none_for_stat_and_not_found_otherwise(
     assert _no_temp_files(tmp_path) == []
 
 
+def test_a_key_holding_an_encoded_id_reads_back_every_way(
+    backend: Backend, tmp_path: Path
+) -> None:
+    key = "sess/carol%2Fguest/audio/seg.webm"  # what the layout makes of "carol/guest"
+    backend.put_bytes(key, b"recorded bytes")
+    assert backend.get_bytes(key)[0] == b"recorded bytes"
+    with backend.open_read(key) as stream:
+        assert stream.read() == b"recorded bytes"
+    backend.get_file(key, tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == b"recorded bytes"
+
+
 def test_delete_removes_the_object(backend: Backend) -> None:
     backend.put_bytes("a/b", b"x")
     backend.delete("a/b")
