@@ -294,6 +294,14 @@ class GCSBackend(Backend):
         blob._properties.pop("mediaLink", None)
         return blob
 
+    def _reader(self, blob: storage.Blob) -> storage.Blob:
+        """A blob of the same generation whose download URL the client builds from the name.
+
+        A resource's ``mediaLink`` is the server's word; the emulator's leaves the
+        name unescaped, so a key holding ``%2F`` could be stored but never read back.
+        """
+        return self._bucket.blob(blob.name, generation=blob.generation)
+
     def stat(self, key: str) -> ObjectStat | None:
         """Fetch the object resource; ``None`` when absent."""
         try:
@@ -322,7 +330,7 @@ class GCSBackend(Backend):
         """Stream the current generation in ``chunk_size`` ranged reads."""
         blob = self._blob(key, "open_read")
         try:
-            reader = blob.open(
+            reader = self._reader(blob).open(
                 "rb",
                 chunk_size=self._options.chunk_size,
                 if_generation_match=blob.generation,
@@ -340,7 +348,7 @@ class GCSBackend(Backend):
         generation = blob.generation
         writer = _HashingWriter(out, Hasher(sha256=stat.crc32c is None))
         try:
-            blob.download_to_file(
+            self._reader(blob).download_to_file(
                 writer,
                 if_generation_match=generation,
                 checksum=None,  # we hash ourselves, against the stored crc32c
