@@ -77,6 +77,8 @@ class SegmentRecord:
     error: str | None
     manifested: bool
     updated_at: datetime
+    #: Unexpected failures since it was last queued by hand (bounds its retries).
+    failures: int = 0
 
     @property
     def stored(self) -> StoredSegment | None:
@@ -121,7 +123,12 @@ class Journal(ABC):
     def claim(
         self, worker: str, *, lease_seconds: float, session_id: str | None = None
     ) -> SegmentRecord | None:
-        """Atomically take one pending segment (or one whose worker died)."""
+        """Atomically take the oldest claimable segment, or ``None``.
+
+        Claimable: pending and not waiting for a retry, or active under a
+        lease that ran out or a worker that died. The claim costs the same
+        however many segments are pending.
+        """
 
     @abstractmethod
     def finish(
@@ -132,8 +139,20 @@ class Journal(ABC):
         *,
         result: dict[str, Any] | None = None,
         error: str | None = None,
-    ) -> None:
-        """Record the outcome of a claimed segment."""
+    ) -> bool:
+        """Record the outcome of a segment ``worker`` holds.
+
+        Returns ``False`` and records nothing when ``worker`` no longer holds
+        it (its lease ran out and another worker took the segment over).
+        """
+
+    @abstractmethod
+    def retry_later(self, segment_id: str, worker: str, *, delay: float, error: str) -> bool:
+        """Give a held segment back after an unexpected failure; claimable again after ``delay`` s.
+
+        Counts the failure in ``SegmentRecord.failures`` and keeps ``error``.
+        Returns ``False`` when ``worker`` no longer holds the segment.
+        """
 
     @abstractmethod
     def note_verified(self, segment_id: str, worker: str, result: dict[str, Any]) -> None:

@@ -19,40 +19,23 @@ from typing import Any
 
 from ..errors import JournalError
 from .base import EventRecord, Journal, NewSegment, SegmentRecord, SegmentState
+from .schema import prepare
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
-    webhook_type TEXT NOT NULL,
-    session_id TEXT, participant_id TEXT, kind TEXT,
-    payload TEXT NOT NULL,
-    source TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    processed INTEGER NOT NULL DEFAULT 0,
-    manifested INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS events_pending ON events (processed, seq);
-CREATE INDEX IF NOT EXISTS events_session ON events (session_id, seq);
-CREATE TABLE IF NOT EXISTS segments (
-    arrival INTEGER PRIMARY KEY AUTOINCREMENT,
-    segment_id TEXT NOT NULL UNIQUE,
-    session_id TEXT NOT NULL, meeting_id TEXT,
-    participant_id TEXT NOT NULL, kind TEXT NOT NULL,
-    source_url TEXT NOT NULL, source_path TEXT,
-    filename TEXT NOT NULL, key TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    owner TEXT, lease_until REAL,
-    result TEXT, error TEXT,
-    manifested INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS segments_state ON segments (state, arrival);
-CREATE INDEX IF NOT EXISTS segments_session ON segments (session_id, arrival);
-"""
+# Claiming takes the oldest claimable row through an index (``segments_state`` or
+# ``segments_session_state``), reading one row however many are pending.
+CLAIM_PENDING = (
+    "SELECT * FROM segments WHERE state = 'pending'"
+    " AND (not_before IS NULL OR not_before <= :now) ORDER BY arrival LIMIT 1"
+)
+CLAIM_PENDING_IN_SESSION = (
+    "SELECT * FROM segments WHERE session_id = :session AND state = 'pending'"
+    " AND (not_before IS NULL OR not_before <= :now) ORDER BY arrival LIMIT 1"
+)
+# Active rows are the few segments being worked on: each is checked for a dead owner.
+CLAIM_ACTIVE = "SELECT * FROM segments WHERE state = 'active' ORDER BY arrival"
+CLAIM_ACTIVE_IN_SESSION = (
+    "SELECT * FROM segments WHERE session_id = :session AND state = 'active' ORDER BY arrival"
+)
 
 
 def _now() -> str:
@@ -99,14 +82,7 @@ class SQLiteJournal(Journal):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-            if row is None:
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-                )
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise JournalError(f"{path}: journal schema {row[0]} is not {SCHEMA_VERSION}")
+            prepare(self._db, path)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"{path}: cannot open the journal ({exc})") from exc
         self._lock = threading.Lock()
@@ -171,6 +147,7 @@ class SQLiteJournal(Journal):
             error=row["error"],
             manifested=bool(row["manifested"]),
             updated_at=datetime.fromisoformat(row["updated_at"]),
+            failures=row["failures"],
         )
 
     # -- events ---------------------------------------------------------------
@@ -245,9 +222,10 @@ class SQLiteJournal(Journal):
                     ),
                 )
                 if cursor.rowcount == 0 and retry_failed:
+                    # Queued again by hand: a fresh count of attempts, no waiting.
                     cursor = db.execute(
-                        "UPDATE segments SET state = ?, error = NULL, updated_at = ?"
-                        " WHERE segment_id = ? AND state = ?",
+                        "UPDATE segments SET state = ?, error = NULL, failures = 0, not_before = NULL,"
+                        " updated_at = ? WHERE segment_id = ? AND state = ?",
                         (SegmentState.PENDING, _now(), seg.segment_id, SegmentState.FAILED),
                     )
                 changed += cursor.rowcount
@@ -261,27 +239,32 @@ class SQLiteJournal(Journal):
     ) -> SegmentRecord | None:
         def work(db: sqlite3.Connection) -> SegmentRecord | None:
             now = datetime.now(UTC).timestamp()
-            where = "session_id = ? AND " if session_id is not None else ""
-            params: tuple[Any, ...] = (session_id,) if session_id is not None else ()
-            rows = db.execute(
-                f"SELECT * FROM segments WHERE {where}state IN (?, ?) ORDER BY arrival",
-                (*params, SegmentState.PENDING, SegmentState.ACTIVE),
-            ).fetchall()
-            for row in rows:
-                if row["state"] == SegmentState.ACTIVE and not (
-                    (row["lease_until"] or 0) < now or _owner_is_dead(row["owner"])
-                ):
-                    continue
-                db.execute(
-                    "UPDATE segments SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1,"
-                    " updated_at = ? WHERE segment_id = ?",
-                    (SegmentState.ACTIVE, worker, now + lease_seconds, _now(), row["segment_id"]),
+            params = {"now": now, "session": session_id}
+            in_session = session_id is not None
+            candidates = [
+                row
+                for row in db.execute(
+                    CLAIM_ACTIVE_IN_SESSION if in_session else CLAIM_ACTIVE, params
                 )
-                fresh = db.execute(
-                    "SELECT * FROM segments WHERE segment_id = ?", (row["segment_id"],)
-                ).fetchone()
-                return self._segment(fresh)
-            return None
+                if (row["lease_until"] or 0) < now or _owner_is_dead(row["owner"])
+            ][:1]
+            pending = db.execute(
+                CLAIM_PENDING_IN_SESSION if in_session else CLAIM_PENDING, params
+            ).fetchone()
+            if pending is not None:
+                candidates.append(pending)
+            if not candidates:
+                return None
+            row = min(candidates, key=lambda r: r["arrival"])
+            db.execute(
+                "UPDATE segments SET state = ?, owner = ?, lease_until = ?, attempts = attempts + 1,"
+                " not_before = NULL, updated_at = ? WHERE segment_id = ?",
+                (SegmentState.ACTIVE, worker, now + lease_seconds, _now(), row["segment_id"]),
+            )
+            fresh = db.execute(
+                "SELECT * FROM segments WHERE segment_id = ?", (row["segment_id"],)
+            ).fetchone()
+            return self._segment(fresh)
 
         result: SegmentRecord | None = self._transaction(work)
         return result
@@ -294,20 +277,44 @@ class SQLiteJournal(Journal):
         *,
         result: dict[str, Any] | None = None,
         error: str | None = None,
-    ) -> None:
-        self._transaction(
+    ) -> bool:
+        # Only the lease holder records a verdict: a worker whose lease ran out and
+        # was taken over must not overwrite the new owner's outcome with its own.
+        cursor = self._transaction(
             lambda db: db.execute(
                 "UPDATE segments SET state = ?, result = ?, error = ?, owner = NULL, lease_until = NULL,"
-                " manifested = 0, updated_at = ? WHERE segment_id = ?",
+                " manifested = 0, updated_at = ? WHERE segment_id = ? AND owner = ? AND state = ?",
                 (
                     state,
                     json.dumps(result) if result is not None else None,
                     error,
                     _now(),
                     segment_id,
+                    worker,
+                    SegmentState.ACTIVE,
                 ),
             )
         )
+        return bool(cursor.rowcount == 1)
+
+    def retry_later(self, segment_id: str, worker: str, *, delay: float, error: str) -> bool:
+        cursor = self._transaction(
+            lambda db: db.execute(
+                "UPDATE segments SET state = ?, owner = NULL, lease_until = NULL, error = ?,"
+                " failures = failures + 1, not_before = ?, updated_at = ?"
+                " WHERE segment_id = ? AND owner = ? AND state = ?",
+                (
+                    SegmentState.PENDING,
+                    error,
+                    datetime.now(UTC).timestamp() + delay,
+                    _now(),
+                    segment_id,
+                    worker,
+                    SegmentState.ACTIVE,
+                ),
+            )
+        )
+        return bool(cursor.rowcount == 1)
 
     def note_verified(self, segment_id: str, worker: str, result: dict[str, Any]) -> None:
         self._transaction(
