@@ -108,6 +108,12 @@ class StateSection(_Section):
     journal: Path = Path(".track-archive/journal.sqlite3")
     staging: Path | None = None
     quarantine: Path | None = None
+    #: Bytes of refused files the quarantine keeps; the oldest copies go first.
+    quarantine_max_bytes: int = Field(1024**3, ge=0)
+    #: Tries in all for a segment that fails with an unexpected error in ``serve``.
+    retry_attempts: int = Field(5, gt=0)
+    #: Seconds before the first retry; each further retry waits twice as long.
+    retry_backoff: float = Field(30.0, ge=0)
 
     @property
     def directory(self) -> Path:

@@ -25,8 +25,9 @@ from ..journal import Journal, SegmentRecord, SegmentState, worker_name
 from ..manifest import utcnow
 from ..segment import StoredSegment
 from .manifests import flush_manifests
+from .quarantine import Quarantine
 from .segments import manifest_segment, plan_segments
-from .store import holds_exactly, quarantine, store_verified
+from .store import holds_exactly, store_verified
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,28 @@ class Outcome:
     """What happened to one segment in this process."""
 
     record: SegmentRecord
-    state: str  # "archived", "skipped" or "failed"
+    state: str  # "archived", "skipped", "failed" or "retrying"
     size: int = 0
     reason: str | None = None
     download: DownloadResult | None = None
     #: The stored segment's record when ``state`` is "archived" or "skipped".
     stored: StoredSegment | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a segment failing with an error no check expected is tried again.
+
+    Up to ``max_attempts`` tries in all, the n-th retry ``backoff * 2**(n-1)``
+    seconds after the failure; then it is recorded as failed with its reason.
+    """
+
+    max_attempts: int
+    backoff: float
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure."""
+        return self.backoff * 2 ** (failures - 1)
 
 
 @dataclass
@@ -82,14 +99,18 @@ class Archiver:
         downloader: Downloader,
         staging: Path,
         quarantine_dir: Path,
+        quarantine_max_bytes: int | None = None,
+        retry: RetryPolicy | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
         lease_seconds: float = 4 * 3600.0,
     ) -> None:
+        """``retry``: how unexpected failures are retried (``None``: recorded as failed at once)."""
         self.backend = backend
         self.journal = journal
         self.downloader = downloader
         self.staging = staging
-        self.quarantine_dir = quarantine_dir
+        self.quarantine = Quarantine(quarantine_dir, max_bytes=quarantine_max_bytes)
+        self.retry = retry
         self.on_outcome = on_outcome
         self.lease_seconds = lease_seconds
         self._expected_sizes: dict[str, int] = {}
@@ -177,6 +198,9 @@ class Archiver:
             except asyncio.CancelledError:
                 self.journal.release(record.segment_id, name)
                 raise
+            except Exception as exc:  # one segment's surprise never stops the others
+                log.exception("archiving %s failed unexpectedly", record.source_url)
+                outcome = await self.settle_unexpected(record, name, exc)
             outcomes.append(outcome)
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
@@ -212,13 +236,7 @@ class Archiver:
                 return await self._refuse(record, worker, result, f"storage: {exc}")
         if result.path is not None:
             result.path.unlink(missing_ok=True)
-        await asyncio.to_thread(
-            self.journal.finish,
-            record.segment_id,
-            worker,
-            SegmentState.DONE,
-            result=stored.to_json(),
-        )
+        await self._finish(record, worker, SegmentState.DONE, result=stored.to_json())
         if stored.conflict_with:
             log.warning(
                 "segment %s stored at %s (different content already at its key)",
@@ -275,10 +293,9 @@ class Archiver:
     async def _refuse(
         self, record: SegmentRecord, worker: str, result: DownloadResult, reason: str
     ) -> Outcome:
-        kept = await asyncio.to_thread(quarantine, self.quarantine_dir, record.key, result)
-        await asyncio.to_thread(
-            self.journal.finish,
-            record.segment_id,
+        kept = await self._quarantine(record, result.path, {**result.as_dict(), "error": reason})
+        await self._finish(
+            record,
             worker,
             SegmentState.FAILED,
             result={"quarantine": str(kept) if kept else None, "download": result.as_dict()},
@@ -286,6 +303,80 @@ class Archiver:
         )
         log.error("not archived: %s (%s)", record.key, reason)
         return Outcome(record, "failed", reason=reason, download=result)
+
+    async def settle_unexpected(
+        self, record: SegmentRecord, worker: str, exc: BaseException
+    ) -> Outcome:
+        """After an error no check expected: retry later, or record the segment as failed.
+
+        A segment that keeps failing the same way is not retried forever: after
+        ``retry.max_attempts`` tries it is failed with its reason (and listed in
+        its manifest's ``failures``), its staged bytes quarantined.
+        """
+        reason = f"{type(exc).__name__}: {exc}"
+        failures = record.failures + 1
+        if self.retry is not None and failures < self.retry.max_attempts:
+            delay = self.retry.delay(failures)
+            log.error(
+                "%s: attempt %d of %d failed (%s); next try in %.0f s",
+                record.key,
+                failures,
+                self.retry.max_attempts,
+                reason,
+                delay,
+            )
+            await asyncio.to_thread(
+                self.journal.retry_later, record.segment_id, worker, delay=delay, error=reason
+            )
+            return Outcome(record, "retrying", reason=reason)
+        if failures > 1:
+            reason = f"gave up after {failures} attempts: {reason}"
+        staged = next(iter(sorted(self.staging.glob(f"{record.segment_id}.*.part"))), None)
+        kept = await self._quarantine(record, staged, {"error": reason})
+        await self._finish(
+            record,
+            worker,
+            SegmentState.FAILED,
+            result={"quarantine": str(kept) if kept else None},
+            error=reason,
+        )
+        log.error("not archived: %s (%s)", record.key, reason)
+        return Outcome(record, "failed", reason=reason)
+
+    async def _quarantine(
+        self, record: SegmentRecord, staged: Path | None, reason: dict[str, Any]
+    ) -> Path | None:
+        """Keep the refused bytes if the quarantine can; its own failure never blocks the verdict."""
+        document = {
+            "segment_id": record.segment_id,
+            "key": record.key,
+            "source_url": record.source_url,
+            **reason,
+        }
+        try:
+            return await asyncio.to_thread(
+                self.quarantine.keep, record.segment_id, staged, document
+            )
+        except OSError as exc:
+            log.error("cannot quarantine %s: %s", record.key, exc)
+            if staged is not None:
+                staged.unlink(missing_ok=True)
+            return None
+
+    async def _finish(
+        self, record: SegmentRecord, worker: str, state: SegmentState, **facts: Any
+    ) -> None:
+        """Record a verdict; one reached after the lease was taken over is dropped, and said so."""
+        recorded = await asyncio.to_thread(
+            self.journal.finish, record.segment_id, worker, state, **facts
+        )
+        if not recorded:
+            log.warning(
+                "%s: the lease ran out and another worker took the segment over;"
+                " this worker's verdict (%s) is not recorded",
+                record.key,
+                state.value,
+            )
 
 
 def _staged_name(record: SegmentRecord, worker: str) -> str:
@@ -330,4 +421,4 @@ def summarise(journal: Journal, segment_ids: set[str], outcomes: list[Outcome]) 
     return summary
 
 
-__all__ = ["Archiver", "Outcome", "RunSummary", "manifest_segment", "summarise"]
+__all__ = ["Archiver", "Outcome", "RetryPolicy", "RunSummary", "manifest_segment", "summarise"]

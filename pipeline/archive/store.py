@@ -1,4 +1,4 @@
-"""Putting a verified staged file at its final key, or into quarantine.
+"""Putting a verified staged file at its final key.
 
 An occupied key is never overwritten: identical content counts as already
 archived, different content goes to a distinct key and is reported.
@@ -6,9 +6,7 @@ archived, different content goes to a distinct key and is reported.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from pathlib import Path
 
 from storage_backends import (
@@ -130,22 +128,3 @@ def holds_exactly(backend: Backend, key: str, result: DownloadResult) -> bool:
         result.crc32c,
         result.sha256,
     )
-
-
-def quarantine(quarantine_root: Path, key: str, result: DownloadResult) -> Path | None:
-    """Move a refused file's staged bytes under ``quarantine_root/key`` beside its reason."""
-    target = quarantine_root / key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    moved: Path | None = None
-    if result.path is not None and result.path.exists():
-        moved = target
-        if moved.exists():
-            moved = target.with_name(f"{target.name}.{utcnow().strftime('%Y%m%dT%H%M%S%f')}")
-        shutil.move(result.path, moved)
-    reason = result.as_dict()
-    reason["quarantined_at"] = utcnow().isoformat()
-    reason["staged_bytes"] = str(moved) if moved else None
-    (moved or target).with_name((moved or target).name + ".reason.json").write_text(
-        json.dumps(reason, indent=2, default=str) + "\n", encoding="utf-8"
-    )
-    return moved

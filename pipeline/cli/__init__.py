@@ -59,9 +59,7 @@ COMMANDS: dict[str, Entry] = {
         "recording",
         "Start and stop participant track recordings through the recording service's API.",
     ),
-    "segments": Entry(
-        "sync_cmds", "segments", "One row per archived segment, in recording order."
-    ),
+    "segments": Entry("sync_cmds", "segments", "One row per archived segment, in recording order."),
     "serve": Entry(
         "serve_cmd",
         "serve",

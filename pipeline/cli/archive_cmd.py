@@ -75,6 +75,7 @@ async def _archive(
             downloader=downloader,
             staging=config.state.staging_dir,
             quarantine_dir=config.state.quarantine_dir,
+            quarantine_max_bytes=config.state.quarantine_max_bytes,
             on_outcome=on_outcome,
         )
         for item in read_sources(sources):

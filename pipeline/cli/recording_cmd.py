@@ -157,6 +157,7 @@ def run_reconcile(
                 downloader=downloader,
                 staging=config.state.staging_dir,
                 quarantine_dir=config.state.quarantine_dir,
+                quarantine_max_bytes=config.state.quarantine_max_bytes,
             )
             reconciler = Reconciler(api, archiver, concurrency=config.download.concurrency or 4)
             return await reconciler.run(room_id=room, session_id=session)

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from storage_backends import Backend, StorageError
 
-from ..archive import Archiver
+from ..archive import Archiver, RetryPolicy
 from ..config import Config
 from ..download import Downloader, DownloadPolicy
 from ..errors import InputError, JournalError, TrackArchiveError
@@ -244,6 +244,10 @@ def create_app(
                     downloader=downloader,
                     staging=config.state.staging_dir,
                     quarantine_dir=config.state.quarantine_dir,
+                    quarantine_max_bytes=config.state.quarantine_max_bytes,
+                    retry=RetryPolicy(
+                        max_attempts=config.state.retry_attempts, backoff=config.state.retry_backoff
+                    ),
                 )
                 await asyncio.to_thread(stuck.seed, journal.events())
                 if commit:

@@ -160,13 +160,18 @@ class ArchiveWorkers:
         except asyncio.CancelledError:
             await asyncio.to_thread(self.archiver.journal.release, record.segment_id, name)
             raise
-        except Exception:
-            # Handing the segment back lets the next claim retry it instead of waiting for the lease.
+        except Exception as exc:
             log.exception("live worker: archiving %s failed unexpectedly", record.source_url)
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.archiver.journal.release, record.segment_id, name)
-            await asyncio.sleep(ERROR_PAUSE)
-            return
+            try:
+                # Bounded retries with backoff: a segment failing the same way every time is
+                # tried a few times, then recorded as failed, never fetched once a second forever.
+                outcome = await self.archiver.settle_unexpected(record, name, exc)
+            except Exception:  # the journal itself is failing: hand back, and do not hammer it
+                log.exception("live worker: cannot record the failure of %s", record.source_url)
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.archiver.journal.release, record.segment_id, name)
+                await asyncio.sleep(ERROR_PAUSE)
+                return
         self.metrics.latency.observe(time.monotonic() - started)
         self.metrics.segments.inc(outcome=outcome.state)
         if outcome.state == "archived":

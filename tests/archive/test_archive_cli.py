@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from pipeline.archive import segment_id
 from pipeline.layout import manifest_key, segment_key
 from pipeline.manifest import read_manifest
 from pipeline.media import synth
@@ -126,8 +127,10 @@ def test_a_file_failing_verification_goes_to_quarantine_not_the_archive(
     for bad in (audio, bob):
         key = segment_key(meeting.session_id, bad.participant_id, bad.kind, bad.filename)
         assert archived.stat(key) is None
-        kept = tmp_path / "state" / "quarantine" / key
-        assert kept.exists() and kept.with_name(kept.name + ".reason.json").exists()
+        sid = segment_id(key, origin.url_for(bad.file_path))
+        kept = tmp_path / "state" / "quarantine" / f"{sid}.bytes"
+        assert kept.read_bytes() == (video.path if bad is audio else cut).read_bytes()
+        assert json.loads(kept.with_suffix(".reason.json").read_text())["key"] == key
     reasons = {f["sourceUrl"].rsplit("/", 1)[-1]: f["reason"] for f in run.summary["failures"]}
     assert "kind" in reasons[audio.filename]
     manifest, _ = read_manifest(archived, meeting.session_id)

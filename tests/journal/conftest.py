@@ -15,6 +15,9 @@ from pipeline.standin import Meeting, generate_meeting
 from storage_backends import Backend
 from tests.fixtures.backends import StorageTarget
 
+# The live receiver's fixtures (stand-in service, receivers started and stopped per test).
+from tests.live.conftest import standin, start_receiver  # noqa: F401
+
 #: Two participants with restarted tracks: enough segments for runs to overlap.
 TRACKS = (
     ("alice", "audio", (0.8, 0.6, 0.4)),
