@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import av
+import pytest
 
 from pipeline.download import Downloader, DownloadResult
 from tests.download.conftest import fast_policy, sha256_of
@@ -35,8 +36,13 @@ def _other_version(path: Path, after: int) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.parametrize(
+    "etags",
+    [(None, None), ('"v1"', '"v2"')],
+    ids=["md5-etag", "opaque-etag"],
+)
 async def test_origin_ignoring_if_range_with_a_new_etag_restarts_from_zero(
-    origin: Origin, webm_video: Path, tmp_path: Path
+    etags: tuple[str | None, str | None], origin: Origin, webm_video: Path, tmp_path: Path
 ) -> None:
     old = webm_video.read_bytes()
     half = len(old) // 2
@@ -45,14 +51,25 @@ async def test_origin_ignoring_if_range_with_a_new_etag_restarts_from_zero(
     # The first answer drops half-way; the file is then replaced, and the origin
     # answers the resumed request with 206 from the asked offset of the new
     # version, its new ETag beside it, ignoring the If-Range that named the old one.
-    origin.add("v.webm", old, drop_after=half, ignore_if_range=True, changes_to=new)
+    # An ETag that is the file's MD5 would also expose a splice through the MD5
+    # check; an opaque one leaves only the ETag comparison to notice.
+    first_etag, next_etag = etags
+    origin.add(
+        "v.webm",
+        old,
+        drop_after=half,
+        ignore_if_range=True,
+        changes_to=new,
+        etag=first_etag,
+        next_etag=next_etag,
+    )
 
     result = await _fetch(origin, "v.webm", tmp_path / "v.webm")
     assert result.ok, result.reason
     assert sha256_of(tmp_path / "v.webm") == hashlib.sha256(new).hexdigest() == result.sha256
     _first, resumed, *rest = origin.requests
     assert resumed.headers["range"] == f"bytes={half}-"
-    assert resumed.headers["if-range"] == f'"{hashlib.md5(old).hexdigest()}"'
+    assert resumed.headers["if-range"] == (first_etag or f'"{hashlib.md5(old).hexdigest()}"')
     assert rest and "range" not in rest[0].headers  # started over from byte 0
 
 
@@ -69,3 +86,20 @@ async def test_ranges_shorter_than_asked_end_whole_and_identical(
     ranges = [seen.headers.get("range") for seen in origin.requests]
     assert ranges == [None, f"bytes={quarter}-", f"bytes={2 * quarter}-", f"bytes={3 * quarter}-"]
     assert result.bytes_transferred == len(data)  # nothing fetched twice
+
+
+async def test_a_resumed_range_of_a_resized_file_restarts_from_zero(
+    origin: Origin, webm_video: Path, live_webm_video: Path, tmp_path: Path
+) -> None:
+    old, new = webm_video.read_bytes(), live_webm_video.read_bytes()
+    assert len(new) != len(old)
+    half = len(old) // 2
+    # A careless origin: the same ETag for both versions, If-Range ignored. Only the
+    # total in the resumed answer's Content-Range shows that the file changed.
+    origin.add("v.webm", old, drop_after=half, ignore_if_range=True, changes_to=new, etag='"same"')
+
+    result = await _fetch(origin, "v.webm", tmp_path / "v.webm")
+    assert result.ok, result.reason
+    assert sha256_of(tmp_path / "v.webm") == hashlib.sha256(new).hexdigest()
+    assert origin.requests[1].headers["range"] == f"bytes={half}-"
+    assert "range" not in origin.requests[2].headers
