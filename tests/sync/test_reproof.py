@@ -279,3 +279,17 @@ def test_a_source_serving_fewer_bytes_than_recorded_fails_that_key(
 
     reason = _assert_only_victim_refused(sync(_ShortReads(inner), dest), dest, keys)
     assert "100 bytes where 1000 were recorded" in reason
+
+
+@pytest.mark.parametrize("src_kind", ["local", "gcs"])
+def test_an_object_replaced_after_archiving_is_refused_though_its_own_record_agrees(
+    src_kind: str, backend_factory: Callable[..., Backend], tmp_path: Path
+) -> None:
+    # Rewritten through the backend: its stored checksums describe the new bytes and
+    # the listing carries them, so only the manifest's record shows the change.
+    source, dest = backend_factory(src_kind), backend_factory("local")
+    keys = _archive(source, tmp_path)
+    _ChangesWhileRead(source, tmp_path, after_first_chunk=False).replace()
+
+    reason = _assert_only_victim_refused(sync(source, dest), dest, keys)
+    assert "is not what its manifest records" in reason
