@@ -8,10 +8,9 @@ destination:
 * streamed: the bytes read are hashed (CRC32C and SHA-256) and compared with
   the record before the destination sees them; the destination then checks
   the CRC32C of what it received;
-* a local source file is handed to the destination in place; the local
-  backend recomputes both checksums of what it writes and refuses a mismatch,
-  other destinations check only the CRC32C, so for them the file is hashed
-  first;
+* a local source file is handed to the destination in place with the
+  recorded checksums; every backend hashes what it sends or writes with both
+  and refuses a mismatch (the ``put_file`` contract);
 * server-side (same service): only the service sees the bytes, so the CRC32C
   it computed for the copy must equal the recorded one.
 """
@@ -26,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage_backends.base import Backend, ObjectStat
-from storage_backends.checksums import CHUNK_SIZE, Hasher, hash_file
+from storage_backends.checksums import CHUNK_SIZE, Hasher
 from storage_backends.errors import ObjectNotFound
-from storage_backends.local import LocalBackend
 
 from ..errors import TrackArchiveError
 from .digest import Digest, digest_of, disproof
@@ -155,12 +153,6 @@ def _check_stored(dest: Backend, key: str, sent: Digest, stat: ObjectStat) -> No
         raise
 
 
-def _verifies_both_checksums(dest: Backend) -> bool:
-    # The local backend hashes what it writes with both checksums and refuses a
-    # mismatch with either; S3 and GCS check the CRC32C only.
-    return isinstance(dest, LocalBackend)
-
-
 def copy_from_local(
     source: Backend,
     dest: Backend,
@@ -172,9 +164,8 @@ def copy_from_local(
 ) -> Copied | None:
     """Hand a local source file straight to the destination, with the recorded checksums.
 
-    The destination checks the bytes it reads from the file against the
-    recorded CRC32C (and a local destination the SHA-256 too); for any other
-    destination the file's SHA-256 is checked here first. Nothing is staged.
+    The destination checks the bytes it reads from the file against both
+    recorded checksums, so nothing is staged or read twice.
     ``None`` when the source is not local or the record lacks a checksum.
     """
     if expected is None or not expected.crc32c or not expected.sha256:
@@ -182,9 +173,6 @@ def copy_from_local(
     path = source.local_path(key)
     if path is None:
         return None
-    if not _verifies_both_checksums(dest):
-        crc, sha, size = hash_file(path)
-        _prove(expected, Digest(size, crc, sha), "the source file is not the recorded content", key)
     stat = dest.put_file(
         key,
         path,
