@@ -97,3 +97,34 @@ def test_manifest_is_held_back(
     if reason == "names a key the source lacks":
         # The key is simply absent at the source: nothing to copy, nothing failed for it.
         assert [i.key for i in report.items if i.outcome is Outcome.FAILED] == [MANIFEST]
+
+
+class _WriterArrivesFirst(ProxyBackend):
+    """Someone else writes the victim at the destination just before the sync's own write."""
+
+    def __init__(self, inner: Backend, tmp: Path) -> None:
+        super().__init__(inner)
+        self.tmp = tmp
+
+    def put_file(self, key: str, path: Path, **kwargs: Any) -> ObjectStat:  # type: ignore[override]
+        if key == VICTIM:
+            other = b"written meanwhile" * 40
+            crc, sha = hash_bytes(other)
+            (self.tmp / "meanwhile").write_bytes(other)
+            self.inner.put_file(key, self.tmp / "meanwhile", crc32c=crc, sha256=sha)
+        return super().put_file(key, path, **kwargs)
+
+
+@pytest.mark.parametrize("src_kind", ["local", "s3"])
+def test_an_object_appearing_at_the_destination_meanwhile_is_never_overwritten(
+    src_kind: str, backend_factory: Callable[..., Backend], tmp_path: Path
+) -> None:
+    # A local source file is handed over in place; an S3 one is streamed: both write create-only.
+    source, dest = backend_factory(src_kind), backend_factory("local")
+    build_session(source, tmp_path, "s-1", LAYOUT)
+
+    report = sync(source, _WriterArrivesFirst(dest, tmp_path))
+    outcomes = {i.key: i for i in report.items}
+    assert outcomes[VICTIM].outcome is Outcome.CONFLICT
+    assert dest.get_bytes(VICTIM)[0] == b"written meanwhile" * 40
+    assert outcomes[MANIFEST].outcome is Outcome.FAILED and dest.stat(MANIFEST) is None
