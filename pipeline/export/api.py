@@ -35,7 +35,7 @@ from ..manifest import (
     utcnow,
 )
 from .destination import Destination, inputs_digest
-from .errors import ExportError, ExportUsageError, SessionNotFound
+from .errors import ExportError, ExportUsageError, ExportWriteFailed, SessionNotFound
 from .formats import AUDIO_EXTENSIONS, CONTENT_TYPES, resolve_format
 from .timeline import AUDIO_KINDS, KINDS, Placement, Timeline, Track, build_timeline
 
@@ -201,7 +201,11 @@ def export_session(
     entries: list[ExportEntry] = []
 
 
-    with tempfile.TemporaryDirectory(prefix="track-archive-export-", dir=temp_dir) as scratch:
+    try:
+        scratch_dir = tempfile.TemporaryDirectory(prefix="track-archive-export-", dir=temp_dir)
+    except OSError as exc:
+        raise ExportWriteFailed(f"cannot make a scratch directory in {temp_dir or 'the system temp'}: {exc}") from exc
+    with scratch_dir as scratch:
         for participant_id, pair, placements, extension, span, writer in jobs:
             try:
                 name = export_name(participant_id, pair, request.mode, extension)
@@ -275,7 +279,7 @@ def _export_one(
         end = float(meta.get("export-end", 0.0))
         return "unchanged", existing.size, existing.crc32c or "", existing.sha256 or "", start, end
     try:
-        start, end = writer(path, advance)
+        start, end = _write(writer, path, advance, key)
         size, crc32c, sha256 = destination.publish(
             key, path, content_type=CONTENT_TYPES[extension], inputs=digest,
             extra={"export-start": f"{start:.6f}", "export-end": f"{end:.6f}"},
@@ -283,6 +287,20 @@ def _export_one(
     finally:
         path.unlink(missing_ok=True)
     return "written", size, crc32c, sha256, start, end
+
+
+def _write(
+    writer: Writer, path: Path, advance: Callable[[float], None], key: str
+) -> tuple[float, float]:
+    """Run ``writer``, turning FFmpeg's and the disk's errors into :class:`ExportWriteFailed`."""
+    import av.error
+
+    try:
+        return writer(path, advance)
+    except ExportError:
+        raise
+    except (av.error.FFmpegError, OSError) as exc:
+        raise ExportWriteFailed(f"writing {key} failed: {exc}") from exc
 
 
 def _jobs(

@@ -8,7 +8,8 @@
           ├── ExportUsageError    (also ValueError)   options that cannot work together
           ├── SegmentCorrupt      (also ValueError)   a segment's bytes differ from its SHA-256
           ├── SegmentUnreadable   (also ValueError)   a segment cannot be demuxed or decoded
-          └── ExportUnsupported   (also ValueError)   copy mode cannot put these codecs there
+          ├── ExportUnsupported   (also ValueError)   copy mode cannot put these codecs there
+          └── ExportWriteFailed   (also OSError)      encoding, muxing or the scratch disk failed
 
 Every segment error names the segment's key; FFmpeg's errors (``av.error.FFmpegError``)
 are translated where the media is opened and read.
@@ -50,3 +51,7 @@ class SegmentUnreadable(SegmentError):
 
 class ExportUnsupported(ExportError, ValueError):
     """Copy mode cannot write these codecs to that container, or mixes codecs in one stream."""
+
+
+class ExportWriteFailed(ExportError, OSError):
+    """The export could not be written: FFmpeg failed to encode or mux, or local disk failed."""

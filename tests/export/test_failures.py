@@ -109,3 +109,14 @@ def test_normalize_verifies_every_segment_even_audio_past_the_sessions_end(
         (None, "mix", last),
     }
     assert _exported_keys(backend) == []
+
+
+def test_an_unusable_scratch_directory_is_a_clear_error(archived: Callable, tmp_path) -> None:
+    from pipeline.export import ExportWriteFailed
+
+    _, backend = archived("local")
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(ExportWriteFailed, match="cannot make a scratch directory"):
+        export_session(backend, SESSION, ExportRequest(), temp_dir=not_a_dir)
+    assert _exported_keys(backend) == []
