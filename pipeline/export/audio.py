@@ -24,6 +24,8 @@ from .timeline import Placement
 
 #: Largest silent frame made at once, so a long gap costs no more memory than a short one.
 MAX_SILENCE = 48000
+#: Decoded audio frames handed from the decoding thread at once (20 ms each from Opus).
+AUDIO_BATCH = 256
 #: A frame this close to where the previous one ended is taken as contiguous.
 CONTIGUOUS_SAMPLES = 48
 
@@ -57,7 +59,10 @@ class AudioLine:
         #: Samples handed out so far: the timeline position of the next one.
         self.position = 0
         # Decoding and resampling run a little ahead on their own thread.
-        self._source = Prefetch(self._timed_frames(), name="export-audio", batch=16)
+        # Frames of a few kilobytes: hand them over a few seconds' worth at a time.
+        self._source = Prefetch(
+            self._timed_frames(), name="export-audio", batch=AUDIO_BATCH, depth=4 * AUDIO_BATCH
+        )
         self._pending: tuple[int, Any] | None = None
 
     def _timed_frames(self) -> Iterator[tuple[int, Any]]:

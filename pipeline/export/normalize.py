@@ -35,7 +35,9 @@ from .reader import open_segment
 from .timeline import Placement, Track, Written
 
 #: Timeline seconds produced per step (both streams advance to the same moment).
-STEP_SECONDS = 1.0
+STEP_SECONDS = 5.0
+#: Decoded pictures handed from the decoding thread at once, in bytes (a few at 1080p).
+VIDEO_BATCH_BYTES = 4 << 20
 DEFAULT_FPS = 30
 #: Track recordings are one person's microphone or one shared tab: mono carries them whole.
 AUDIO_LAYOUT = "mono"
@@ -121,7 +123,12 @@ class _VideoLine:
         self._fit = _Fitter(stream.codec_context.width, stream.codec_context.height)
         self._black = _black(self._fit.width, self._fit.height)
         # Decoding and scaling run a little ahead on their own thread, the encoder on this one.
-        self._source = Prefetch(self._timed_frames(), name="export-video", batch=8)
+        # Hand frames over in batches of about VIDEO_BATCH_BYTES (at least a few frames).
+        frame_bytes = self._fit.width * self._fit.height * 3 // 2
+        batch = max(4, min(64, VIDEO_BATCH_BYTES // max(1, frame_bytes)))
+        self._source = Prefetch(
+            self._timed_frames(), name="export-video", batch=batch, depth=max(32, 2 * batch)
+        )
         self._next = next(self._source, None)
         self._current: tuple[float, float, Any] | None = None
         self.index = 0
