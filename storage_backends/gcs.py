@@ -288,10 +288,6 @@ class GCSBackend(Backend):
             raise self._error(exc, key, action) from exc
         if blob is None:
             raise ObjectNotFound(f"{action}: no such object", backend=self._url, key=key)
-        # Download from a URL the client quotes itself rather than the server's mediaLink:
-        # an emulator's link may leave the name unquoted, and a key holding an encoded ID
-        # (carol%2Fguest) would then name another object.
-        blob._properties.pop("mediaLink", None)
         return blob
 
     def _reader(self, blob: storage.Blob) -> storage.Blob:

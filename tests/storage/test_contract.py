@@ -330,17 +330,3 @@ def test_copy_within_same_service_keeps_metadata(
     with pytest.raises(PreconditionFailed):
         dest.copy_within(source, "a/doc", "b/doc", if_absent=True)
 
-
-def test_an_encoded_id_in_a_key_reads_back_every_way(backend: Backend, tmp_path: Path) -> None:
-    # The layout stores a participant ID "carol/guest" as "carol%2Fguest": every read path must
-    # find that object again (the store step reads an occupied key back before trusting it).
-    key = "sess-1/carol%2Fguest/audio/track_1700000000000.webm"
-    data = os.urandom(50_000)
-    crc, sha = hash_bytes(data)
-    backend.put_file(key, _write(tmp_path, "in.webm", data), crc32c=crc, sha256=sha)
-
-    with backend.open_read(key) as stream:
-        assert stream.read() == data
-    assert backend.get_bytes(key)[0] == data
-    backend.get_file(key, tmp_path / "out.webm")
-    assert (tmp_path / "out.webm").read_bytes() == data
