@@ -73,12 +73,21 @@ def main() -> None:
             "track-archive --help": [str(exe), "--help"],
             "archive --help": [str(exe), "archive", "--help"],
             "archive (empty input) --json": [
-                str(exe), "archive", str(work / "webhooks.jsonl"), *archive, *state, "--json",
+                str(exe),
+                "archive",
+                str(work / "webhooks.jsonl"),
+                *archive,
+                *state,
+                "--json",
             ],
             "manifest show (absent)": [str(exe), "manifest", "show", "s1", *archive],
             "sessions --format json": [str(exe), "sessions", *archive, "--format", "json"],
             "sync --dry-run": [
-                str(exe), "sync", str(work / "archive"), str(work / "copy"), "--dry-run",
+                str(exe),
+                "sync",
+                str(work / "archive"),
+                str(work / "copy"),
+                "--dry-run",
             ],
             "serve (refuses: no key)": [str(exe), "serve", *archive, *state],
         }

@@ -97,8 +97,17 @@ class OtherEvent(BaseModel):
 
 def event_id(payload: Any) -> str:
     """A stable id for one delivery: SHA-256 of its canonical JSON."""
+    return canonical_event(payload)[0]
+
+
+def canonical_event(payload: Any) -> tuple[str, str]:
+    """The delivery's id and its canonical JSON, from one serialization.
+
+    The journal stores the same text the id is the hash of, so a delivery is
+    serialized once on its way in.
+    """
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest(), canonical
 
 
 def _describe(exc: ValidationError) -> str:

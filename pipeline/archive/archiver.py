@@ -20,8 +20,8 @@ from storage_backends.checksums import hash_file
 
 from ..download import Downloader, DownloadResult
 from ..errors import InputError
-from ..events import OtherEvent, TrackEvent, event_id, parse_event
-from ..journal import Journal, SegmentRecord, SegmentState, worker_name
+from ..events import OtherEvent, TrackEvent, canonical_event, parse_event
+from ..journal import Journal, NewEvent, NewSegment, SegmentRecord, SegmentState, worker_name
 from ..manifest import utcnow
 from ..segment import StoredSegment
 from .manifests import flush_manifests
@@ -59,6 +59,19 @@ class RetryPolicy:
     def delay(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failure."""
         return self.backoff * 2 ** (failures - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One validated delivery: the event, its segment jobs, and the row to commit.
+
+    ``record`` is ``None`` for webhook types that are not track recordings
+    (accepted, never journaled).
+    """
+
+    event: TrackEvent | OtherEvent
+    jobs: list[NewSegment]
+    record: NewEvent | None
 
 
 @dataclass
@@ -130,23 +143,40 @@ class Archiver:
         failed before are re-queued); otherwise workers expand it later.
         Raises ``InputError`` naming the source, line and field at fault.
         """
+        delivery = self.prepare(payload, source=source, line=line)
+        if delivery.record is None:
+            return delivery.event, []
+        self.journal.record_events([delivery.record])
+        if expand:
+            self.journal.add_segments(delivery.record.event_id, delivery.jobs, retry_failed=True)
+        return delivery.event, [job.segment_id for job in delivery.jobs]
+
+    @staticmethod
+    def prepare(
+        payload: Any, *, source: str, line: int | None = None, with_segments: bool = False
+    ) -> Delivery:
+        """Validate one decoded delivery and serialize it once for the journal; writes nothing.
+
+        ``with_segments`` puts its segment jobs in the record, so committing it
+        queues them in the same transaction. Raises ``InputError`` naming the
+        source, line and field at fault.
+        """
         event = parse_event(payload, source=source, line=line)
         if isinstance(event, OtherEvent):
-            return event, []
+            return Delivery(event, [], None)
         jobs = plan_segments(event, source=source, line=line) if event.data.fileDetails else []
-        eid = event_id(payload)
-        self.journal.record_event(
+        eid, canonical = canonical_event(payload)
+        record = NewEvent(
             event_id=eid,
             webhook_type=event.webhookType,
-            payload=payload,
+            payload_json=canonical,
             source=source if line is None else f"{source}:{line}",
             session_id=event.data.sessionId,
             participant_id=event.data.participantId,
             kind=event.data.kind,
+            segments=tuple(jobs) if with_segments else None,
         )
-        if expand:
-            self.journal.add_segments(eid, jobs, retry_failed=True)
-        return event, [job.segment_id for job in jobs]
+        return Delivery(event, jobs, record)
 
     def expand_pending(self) -> int:
         """Turn journaled deliveries that were not expanded yet into segment jobs."""

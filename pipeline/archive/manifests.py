@@ -44,12 +44,8 @@ def session_update(
                     quarantine=(record.result or {}).get("quarantine"),
                 )
             )
-    for event in journal.events(session_id=session_id):
-        if (
-            event.manifested
-            or not event.processed
-            or not event.webhook_type.startswith(TYPE_PREFIX)
-        ):
+    for event in journal.unmanifested_events(session_id):
+        if not event.webhook_type.startswith(TYPE_PREFIX):
             continue
         event_ids.append(event.event_id)
         stage = event.webhook_type.removeprefix(TYPE_PREFIX)

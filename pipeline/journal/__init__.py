@@ -1,11 +1,12 @@
 """The state journal: deliveries and segment states, durable across crashes."""
 
-from .base import EventRecord, Journal, NewSegment, SegmentRecord, SegmentState
+from .base import EventRecord, Journal, NewEvent, NewSegment, SegmentRecord, SegmentState
 from .sqlite import SQLiteJournal, worker_name
 
 __all__ = [
     "EventRecord",
     "Journal",
+    "NewEvent",
     "NewSegment",
     "SQLiteJournal",
     "SegmentRecord",

@@ -8,6 +8,7 @@ take its place.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,25 @@ class NewSegment:
 
 
 @dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A validated delivery ready to commit, serialized once (``payload_json``).
+
+    ``segments`` ``None``: expand it later (:meth:`Journal.unprocessed_events`).
+    A tuple (maybe empty): its segment jobs, committed with it in one step, so
+    it needs no expansion afterwards.
+    """
+
+    event_id: str
+    webhook_type: str
+    payload_json: str
+    source: str
+    session_id: str | None = None
+    participant_id: str | None = None
+    kind: str | None = None
+    segments: tuple[NewSegment, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentRecord:
     """A segment's journal row."""
 
@@ -104,6 +124,30 @@ class Journal(ABC):
         kind: str | None = None,
     ) -> bool:
         """Commit a delivery durably; ``False`` when this exact delivery was seen before."""
+
+    def record_events(self, events: list[NewEvent]) -> list[bool]:
+        """Commit several deliveries durably, together where the journal can.
+
+        One flag per delivery, as :meth:`record_event` answers. A new delivery
+        that carries its ``segments`` has them queued and is marked processed.
+        Journals that can should override this with one transaction (see
+        ``GroupCommitter``).
+        """
+        flags = []
+        for e in events:
+            new = self.record_event(
+                event_id=e.event_id,
+                webhook_type=e.webhook_type,
+                payload=json.loads(e.payload_json),
+                source=e.source,
+                session_id=e.session_id,
+                participant_id=e.participant_id,
+                kind=e.kind,
+            )
+            if new and e.segments is not None:
+                self.add_segments(e.event_id, list(e.segments))
+            flags.append(new)
+        return flags
 
     @abstractmethod
     def unprocessed_events(self, limit: int = 1000) -> list[EventRecord]:
@@ -176,6 +220,16 @@ class Journal(ABC):
     @abstractmethod
     def events(self, *, session_id: str | None = None) -> list[EventRecord]:
         """Deliveries, optionally of one session, in arrival order."""
+
+    def unmanifested_events(self, session_id: str) -> list[EventRecord]:
+        """A session's processed deliveries not yet merged into its manifest, in arrival order.
+
+        Journals should override this with a query: a session collects many
+        deliveries, and a manifest merge must not re-read the ones it already holds.
+        """
+        return [
+            e for e in self.events(session_id=session_id) if e.processed and not e.manifested
+        ]
 
     @abstractmethod
     def unmanifested_sessions(self) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
-from .base import EventRecord, Journal, NewSegment, SegmentRecord, SegmentState
+from .base import EventRecord, Journal, NewEvent, NewSegment, SegmentRecord, SegmentState
 from .schema import prepare
 
 # Claiming takes the oldest claimable row through an index (``segments_state`` or
@@ -86,6 +86,8 @@ class SQLiteJournal(Journal):
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"{path}: cannot open the journal ({exc})") from exc
         self._lock = threading.Lock()
+        #: Write transactions committed by this connection (each one a sync to disk).
+        self.commits = 0
 
     # -- helpers --------------------------------------------------------------
 
@@ -109,6 +111,7 @@ class SQLiteJournal(Journal):
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
+                self.commits += 1
                 return value
         except sqlite3.Error as exc:
             raise JournalError(f"{self.path}: {exc}") from exc
@@ -163,24 +166,76 @@ class SQLiteJournal(Journal):
         participant_id: str | None = None,
         kind: str | None = None,
     ) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO events (event_id, webhook_type, session_id, participant_id, kind,"
-                " payload, source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event_id,
-                    webhook_type,
-                    session_id,
-                    participant_id,
-                    kind,
-                    json.dumps(payload, ensure_ascii=False),
-                    source,
-                    _now(),
-                ),
-            )
-            return cursor.rowcount == 1
+        event = NewEvent(
+            event_id=event_id,
+            webhook_type=webhook_type,
+            payload_json=json.dumps(payload, ensure_ascii=False),
+            source=source,
+            session_id=session_id,
+            participant_id=participant_id,
+            kind=kind,
+        )
+        return self.record_events([event])[0]
 
-        return bool(self._transaction(work))
+    def record_events(self, events: list[NewEvent]) -> list[bool]:
+        """All of ``events`` (and the segments they carry) in one transaction: one sync to disk."""
+
+        def work(db: sqlite3.Connection) -> list[bool]:
+            received = _now()
+            flags = []
+            for e in events:
+                new = (
+                    db.execute(
+                        "INSERT OR IGNORE INTO events (event_id, webhook_type, session_id,"
+                        " participant_id, kind, payload, source, received_at, processed)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            e.event_id,
+                            e.webhook_type,
+                            e.session_id,
+                            e.participant_id,
+                            e.kind,
+                            e.payload_json,
+                            e.source,
+                            received,
+                            int(e.segments is not None),
+                        ),
+                    ).rowcount
+                    == 1
+                )
+                if new and e.segments:
+                    self._insert_segments(db, e.segments, received)
+                flags.append(new)
+            return flags
+
+        result: list[bool] = self._transaction(work)
+        return result
+
+    @staticmethod
+    def _insert_segments(
+        db: sqlite3.Connection, segments: tuple[NewSegment, ...], now: str
+    ) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO segments (segment_id, session_id, meeting_id, participant_id,"
+            " kind, source_url, source_path, filename, key, state, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    seg.segment_id,
+                    seg.session_id,
+                    seg.meeting_id,
+                    seg.participant_id,
+                    seg.kind,
+                    seg.source_url,
+                    seg.source_path,
+                    seg.filename,
+                    seg.key,
+                    SegmentState.PENDING,
+                    now,
+                )
+                for seg in segments
+            ],
+        )
 
     def unprocessed_events(self, limit: int = 1000) -> list[EventRecord]:
         rows = self._run("SELECT * FROM events WHERE processed = 0 ORDER BY seq LIMIT ?", (limit,))
@@ -193,6 +248,14 @@ class SQLiteJournal(Journal):
             rows = self._run(
                 "SELECT * FROM events WHERE session_id = ? ORDER BY seq", (session_id,)
             )
+        return [self._event(r) for r in rows]
+
+    def unmanifested_events(self, session_id: str) -> list[EventRecord]:
+        rows = self._run(
+            "SELECT * FROM events WHERE session_id = ? AND manifested = 0 AND processed = 1"
+            " ORDER BY seq",
+            (session_id,),
+        )
         return [self._event(r) for r in rows]
 
     # -- segments -------------------------------------------------------------

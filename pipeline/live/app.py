@@ -2,9 +2,11 @@
 
 ``POST /webhooks/videosdk`` reads at most ``serve.max_body`` bytes, verifies
 the signature over those raw bytes, validates the body, and commits it to the
-journal (in a thread: the commit waits for the disk). Only then does it answer
-200, so a delivery that got a 200 survives a crash. Archiving is left to the
-background workers (see :mod:`.workers`).
+journal. Only then does it answer 200, so a delivery that got a 200 survives
+a crash. Concurrent deliveries share one commit (see
+:mod:`pipeline.journal.committer`): each request waits for the transaction
+holding its delivery. Archiving is left to the background workers (see
+:mod:`.workers`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from ..archive import Archiver, RetryPolicy
 from ..config import Config
 from ..download import Downloader, DownloadPolicy
 from ..errors import InputError, JournalError, TrackArchiveError
-from ..events import OtherEvent, TrackEvent, parse_event
+from ..events import OtherEvent, TrackEvent
 from ..journal import SQLiteJournal
+from ..journal.committer import GroupCommitter
 from ..jsontext import JSONProblem, loads_bytes
 from .errors import SignatureRejected
 from .lifecycle import StuckWatch
@@ -71,10 +74,10 @@ class LiveState:
     config: Config
     backend: Backend
     verifier: SignatureVerifier | None
-    commit: bool
     metrics: ReceiverMetrics
     stuck: StuckWatch
     journal: SQLiteJournal | None = None
+    committer: GroupCommitter | None = None
     archiver: Archiver | None = None
     workers: BackgroundWork | None = None
 
@@ -148,13 +151,18 @@ async def receive_webhook(request: Request) -> Response:
 
 
 async def _record(live: LiveState, payload: Any) -> TrackEvent | OtherEvent:
-    if not live.commit or live.archiver is None:
-        # Benchmark reference only: the same validation without the durable commit.
-        return parse_event(payload, source="webhook")
-    event, _ = await asyncio.to_thread(
-        live.archiver.ingest, payload, source="webhook", expand=False
-    )
-    return event
+    """Validate, then wait until the delivery and its segment jobs are on disk."""
+    # Local workers take jobs committed with the delivery; a broker forwarder reads the
+    # journal's unprocessed deliveries instead, so those are left for it to expand.
+    local = isinstance(live.workers, ArchiveWorkers)
+    delivery = Archiver.prepare(payload, source="webhook", with_segments=local)
+    if delivery.record is not None:
+        if live.committer is None:
+            raise JournalError("the journal is not open")
+        new = await live.committer.record(delivery.record)
+        if new and delivery.jobs and isinstance(live.workers, ArchiveWorkers):
+            live.workers.jobs_queued()
+    return delivery.event
 
 
 async def healthz(request: Request) -> Response:
@@ -201,15 +209,12 @@ def create_app(
     backend: Backend,
     policy: DownloadPolicy,
     verifier: SignatureVerifier | None,
-    commit: bool = True,
     tick: float = 30.0,
     background: BackgroundFactory | None = None,
 ) -> Starlette:
     """The receiver app; its lifespan opens the journal and runs the workers.
 
     ``verifier=None`` accepts unsigned deliveries (``--no-verify``).
-    ``commit=False`` answers without journaling and without workers: it exists
-    only as the benchmark's reference and must never serve real traffic.
     ``background`` replaces the local workers (``serve --broker`` forwards instead).
     """
     stuck = StuckWatch(timedelta(seconds=config.serve.stuck_after))
@@ -226,8 +231,11 @@ def create_app(
         config=config,
         backend=backend,
         verifier=verifier,
-        commit=commit,
-        metrics=ReceiverMetrics(queue_depth),
+        metrics=ReceiverMetrics(
+            queue_depth,
+            commits=lambda: float(live.committer.batches if live.committer else 0),
+            committed=lambda: float(live.committer.deliveries if live.committer else 0),
+        ),
         stuck=stuck,
     )
 
@@ -236,6 +244,7 @@ def create_app(
         journal = SQLiteJournal(config.state.journal)
         holder["journal"] = journal
         live.journal = journal
+        committer = GroupCommitter(journal).start()
         try:
             async with Downloader(policy) as downloader:
                 live.archiver = Archiver(
@@ -250,19 +259,19 @@ def create_app(
                     ),
                 )
                 await asyncio.to_thread(stuck.seed, journal.events())
-                if commit:
-                    live.workers = (
-                        background(journal, live.metrics)
-                        if background is not None
-                        else ArchiveWorkers(
-                            live.archiver,
-                            concurrency=config.serve.workers,
-                            metrics=live.metrics,
-                            stuck=stuck,
-                            tick=tick,
-                        )
+                live.committer = committer
+                live.workers = (
+                    background(journal, live.metrics)
+                    if background is not None
+                    else ArchiveWorkers(
+                        live.archiver,
+                        concurrency=config.serve.workers,
+                        metrics=live.metrics,
+                        stuck=stuck,
+                        tick=tick,
                     )
-                    await live.workers.start()
+                )
+                await live.workers.start()
                 try:
                     yield
                 finally:
@@ -270,6 +279,9 @@ def create_app(
                         await live.workers.stop()
                         live.workers = None
         finally:
+            live.committer = None
+            # Deliveries already queued are committed before the journal closes.
+            await asyncio.to_thread(committer.stop)
             live.archiver = None
             live.journal = None
             holder.pop("journal", None)

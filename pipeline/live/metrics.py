@@ -7,7 +7,7 @@ interface (README, ``GET /metrics``); ``*_created`` series are not exposed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -17,6 +17,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 # Only the documented series: a scrape needs no creation timestamps.
 disable_created_metrics()
@@ -37,10 +39,25 @@ class LabelledCounter:
         self._counter.labels(**labels).inc(amount)
 
 
+class CallbackCounter(Collector):
+    """A count kept elsewhere (the journal's committer), read at scrape time."""
+
+    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        self._name, self._help, self._read = name, help_text, read
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self._name, self._help, value=self._read())
+
+
 class ReceiverMetrics:
     """The receiver's metrics, named ``track_archive_*``."""
 
-    def __init__(self, queue_depth: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], float],
+        commits: Callable[[], float] = lambda: 0.0,
+        committed: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.received = LabelledCounter(
@@ -82,6 +99,20 @@ class ReceiverMetrics:
             registry=registry,
         )
         depth.set_function(queue_depth)
+        registry.register(
+            CallbackCounter(
+                "track_archive_journal_commits",
+                "Journal transactions that committed deliveries (concurrent deliveries share one).",
+                commits,
+            )
+        )
+        registry.register(
+            CallbackCounter(
+                "track_archive_deliveries_committed",
+                "Deliveries committed to the journal before their answer.",
+                committed,
+            )
+        )
         for outcome in ("archived", "failed"):
             self.segments.inc(0, outcome=outcome)
 

@@ -94,7 +94,10 @@ def uvicorn_config(
     lifespan: Literal["on", "off"] = "on",
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
 ) -> uvicorn.Config:
-    """uvicorn settings for the receiver: lifespan on (it runs the workers), a header deadline."""
+    """uvicorn settings for the receiver: lifespan on (it runs the workers), a header deadline.
+
+    uvicorn picks uvloop and httptools when they are installed (``uvicorn[standard]``).
+    """
     return uvicorn.Config(
         app,
         host=host,
@@ -106,6 +109,8 @@ def uvicorn_config(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         # Deliveries are small; a client that sends headers slowly is not worth waiting for.
         timeout_keep_alive=5,
+        # No websocket routes: do not load a websocket implementation at all.
+        ws="none",
     )
 
 

@@ -27,6 +27,12 @@ ERROR_PAUSE = 1.0
 BATCH_DELAY = 0.05
 #: Manifests are merged at most this often (seconds); each merge rewrites whole documents.
 FLUSH_INTERVAL = 0.5
+#: Under load a merge may take long; waiting this many times its duration before the next
+#: one keeps merges to a small share of the process, so they never starve the receiver.
+FLUSH_SPACING = 4.0
+#: Open tracks are checked for being stuck at most this often (seconds): the check visits
+#: every open track, and a burst of deliveries wakes the coordinator many times a second.
+STUCK_CHECK_INTERVAL = 1.0
 #: Seconds a stopping receiver waits for its tasks to end.
 STOP_TIMEOUT = 10.0
 
@@ -55,8 +61,13 @@ class ArchiveWorkers:
         self._name = worker_name()
 
     def wake(self) -> None:
-        """A delivery was committed: expand it and get to work."""
+        """A delivery was committed: bring its session's manifest up to date."""
         self._wake.set()
+
+    def jobs_queued(self) -> None:
+        """Segment jobs were committed with a delivery: idle workers claim them now."""
+        news, self._news = self._news, asyncio.Event()
+        news.set()
 
     async def start(self) -> None:
         """Start the tasks; pending work from an earlier process is picked up at once."""
@@ -83,32 +94,39 @@ class ArchiveWorkers:
 
     async def _coordinate(self) -> None:
         last_flush = -FLUSH_INTERVAL
+        interval = FLUSH_INTERVAL
         flush_due = True
+        next_stuck_check = 0.0
         while True:
             timeout = self.tick
             if flush_due:
-                timeout = max(0.0, min(timeout, last_flush + FLUSH_INTERVAL - time.monotonic()))
+                timeout = max(0.0, min(timeout, last_flush + interval - time.monotonic()))
             await _wait_event(self._wake, timeout)
             try:
                 if self._wake.is_set():
                     # Let a burst of deliveries arrive, then expand them in one pass.
                     await asyncio.sleep(BATCH_DELAY)
                     self._wake.clear()
+                    # Deliveries arrive with their jobs; this picks up any left unexpanded.
                     queued = await asyncio.to_thread(self.archiver.expand_pending)
                     flush_due = True
                     if queued:
-                        news, self._news = self._news, asyncio.Event()
-                        news.set()
-                if flush_due and time.monotonic() - last_flush >= FLUSH_INTERVAL:
+                        self.jobs_queued()
+                if flush_due and time.monotonic() - last_flush >= interval:
                     flush_due = False
-                    last_flush = time.monotonic()
+                    began = time.monotonic()
                     await self.archiver.flush_manifests()
+                    last_flush = time.monotonic()
+                    interval = max(FLUSH_INTERVAL, FLUSH_SPACING * (last_flush - began))
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep the receiver alive; the next pass retries
                 flush_due = True
                 log.exception("live workers: expanding deliveries or updating manifests failed")
                 await asyncio.sleep(ERROR_PAUSE)
+            if time.monotonic() < next_stuck_check:
+                continue
+            next_stuck_check = time.monotonic() + STUCK_CHECK_INTERVAL
             for (session, participant, kind), track in self.stuck.newly_stuck():
                 log.warning(
                     "recording %s/%s/%s is %s since %s and has not stopped",

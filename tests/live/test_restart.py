@@ -8,6 +8,7 @@ archives the segment: the 200 meant the delivery was on disk.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -154,5 +155,52 @@ def test_killed_after_answering_then_restarted_archives_the_segment(
     try:
         assert journal.counts()["events"] == 1
         assert len(journal.segments()) == 1
+    finally:
+        journal.close()
+
+
+async def _deliver_concurrently(url: str, signed: list[tuple[bytes, dict[str, str]]]) -> list[int]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        answers = await asyncio.gather(
+            *(client.post(url, content=body, headers=headers) for body, headers in signed)
+        )
+    return [a.status_code for a in answers]
+
+
+def test_deliveries_answered_200_survive_a_sigkill_right_after_the_answers(
+    tmp_path: Path, standin: StandIn, child_serve
+) -> None:
+    """Group commit answers a batch only once it is on disk: killing the process loses none."""
+    port = _free_port()
+    proc = child_serve(port)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        try:
+            return httpx.get(url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, timeout=60, what="the child receiver to start")
+    signed = [
+        standin.service.signed(
+            {
+                "webhookType": "participant-track-recording-started",
+                "data": {"sessionId": f"sess-kill-{n % 3}", "participantId": f"p{n}", "kind": "audio"},
+            }
+        )
+        for n in range(60)
+    ]
+    statuses = asyncio.run(_deliver_concurrently(url + "/webhooks/videosdk", signed))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert statuses == [200] * len(signed)
+
+    from pipeline.journal import SQLiteJournal
+
+    journal = SQLiteJournal(tmp_path / "state" / "journal.sqlite3")
+    try:
+        assert journal.counts()["events"] == len(signed)
     finally:
         journal.close()
