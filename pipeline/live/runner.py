@@ -96,7 +96,7 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """uvicorn settings for the receiver: lifespan on (it runs the workers), a header deadline.
 
-    uvicorn picks uvloop and httptools when they are installed (``uvicorn[standard]``).
+    uvicorn runs on uvloop when it is installed (``uvicorn[standard]``).
     """
     return uvicorn.Config(
         app,
