@@ -219,6 +219,8 @@ def create_app(
     """
     stuck = StuckWatch(timedelta(seconds=config.serve.stuck_after))
     holder: dict[str, SQLiteJournal] = {}
+    # The running committer, read by /metrics (empty while the app is not serving).
+    committers: list[GroupCommitter] = []
 
     def queue_depth() -> float:
         journal = holder.get("journal")
@@ -233,8 +235,8 @@ def create_app(
         verifier=verifier,
         metrics=ReceiverMetrics(
             queue_depth,
-            commits=lambda: float(live.committer.batches if live.committer else 0),
-            committed=lambda: float(live.committer.deliveries if live.committer else 0),
+            commits=lambda: float(sum(c.batches for c in committers)),
+            committed=lambda: float(sum(c.deliveries for c in committers)),
         ),
         stuck=stuck,
     )
@@ -245,6 +247,7 @@ def create_app(
         holder["journal"] = journal
         live.journal = journal
         committer = GroupCommitter(journal).start()
+        committers.append(committer)
         try:
             async with Downloader(policy) as downloader:
                 live.archiver = Archiver(
@@ -282,6 +285,7 @@ def create_app(
             live.committer = None
             # Deliveries already queued are committed before the journal closes.
             await asyncio.to_thread(committer.stop)
+            committers.remove(committer)
             live.archiver = None
             live.journal = None
             holder.pop("journal", None)
