@@ -143,6 +143,8 @@ class ServeSection(_Section):
     stuck_after: float = Field(6 * 3600.0, gt=0)
     #: Seconds a client may take to send a request's line and headers (slowloris guard).
     header_timeout: float = Field(10.0, gt=0)
+    #: Seconds a client may take to send a request's body once its headers are in.
+    body_timeout: float = Field(30.0, gt=0)
 
 
 class QueueSection(_Section):

@@ -67,6 +67,10 @@ class BodyTooLarge(Exception):
     """The request body passed the configured limit."""
 
 
+class BodyTooSlow(Exception):
+    """The request body did not arrive within the configured time."""
+
+
 @dataclass
 class LiveState:
     """What the app's handlers share, built by the lifespan."""
@@ -82,18 +86,26 @@ class LiveState:
     workers: BackgroundWork | None = None
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, counted as it arrives; ``Content-Length`` is only trusted to refuse early."""
+async def read_limited(request: Request, limit: int, seconds: float) -> bytes:
+    """The body, counted as it arrives, within ``seconds``.
+
+    ``Content-Length`` is only trusted to refuse early. The deadline keeps a
+    client that drips its body from holding the connection (the server has none).
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(chunks)
 
 
@@ -111,10 +123,17 @@ async def receive_webhook(request: Request) -> Response:
     live = _state(request)
     metrics = live.metrics
     try:
-        body = await read_limited(request, live.config.serve.max_body)
+        body = await read_limited(
+            request, live.config.serve.max_body, live.config.serve.body_timeout
+        )
     except BodyTooLarge:
         metrics.rejected.inc(reason="too_large")
         return _error(413, f"body larger than {live.config.serve.max_body} bytes")
+    except BodyTooSlow:
+        metrics.rejected.inc(reason="too_slow")
+        response = _error(408, f"body not received within {live.config.serve.body_timeout} s")
+        response.headers["Connection"] = "close"
+        return response
     if live.verifier is not None:
         try:
             form = live.verifier.verify(body, request.headers.get(SIGNATURE_HEADER))

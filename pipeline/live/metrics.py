@@ -71,7 +71,7 @@ class ReceiverMetrics:
         self.rejected = LabelledCounter(
             Counter(
                 "track_archive_webhooks_rejected",
-                "Webhook deliveries refused, by reason (signature, too_large, malformed, unavailable).",
+                "Webhook deliveries refused, by reason (signature, too_large, too_slow, malformed, unavailable).",
                 ("reason",),
                 registry=registry,
             )

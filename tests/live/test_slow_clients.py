@@ -8,7 +8,7 @@ import json
 import socket
 import time
 
-from .conftest import SIGNATURE_HEADER, StandIn, StartReceiver
+from .conftest import SIGNATURE_HEADER, StandIn, StartReceiver, metric
 
 STARTED = {
     "webhookType": "participant-track-recording-started",
@@ -71,3 +71,31 @@ def test_a_connection_that_never_sends_a_request_is_closed(
         sock.settimeout(30)
         with contextlib.suppress(ConnectionResetError):
             assert sock.recv(1) == b""
+
+
+def test_a_client_dripping_its_body_gets_408(
+    standin: StandIn, start_receiver: StartReceiver
+) -> None:
+    receiver = start_receiver(**{"serve.body_timeout": 1.0})
+    body = json.dumps(STARTED).encode()
+    head = (
+        f"POST /webhooks/videosdk HTTP/1.1\r\nHost: x\r\n"
+        f"{SIGNATURE_HEADER}: {standin.service.key.sign(body)}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer = b""
+    sent = 0
+    with _connect(receiver.url) as sock:
+        sock.sendall(head)
+        # One body byte every 0.1 s would take many seconds; the answer must come first.
+        while sent < len(body):
+            with contextlib.suppress(TimeoutError):
+                answer += sock.recv(4096)
+            if answer:
+                break
+            sock.sendall(body[sent : sent + 1])
+            sent += 1
+            time.sleep(0.1)
+    assert sent < len(body), "the receiver waited for the whole slow body"
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert metric(receiver, "track_archive_webhooks_rejected_total", reason="too_slow") == 1
