@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,7 +17,6 @@ from .common import (
     backend_option,
     broker_option,
     config_option,
-    download_policy,
     json_option,
     load,
     open_configured_backend,
@@ -29,87 +26,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..archive import Outcome, RunSummary
+    from ..archive import RunSummary
     from ..config import Config
-    from ..journal import SQLiteJournal
-
-log = logging.getLogger("track_archive")
-
-
-def run_archive(config: Config, sources: list[str], *, show_progress: bool) -> RunSummary:
-    """Ingest every source, archive every pending segment, update manifests."""
-    from ..journal import SQLiteJournal
-
-    backend = open_configured_backend(config)
-    journal = SQLiteJournal(config.state.journal)
-    try:
-        return asyncio.run(_archive(config, backend, journal, sources, show_progress))
-    finally:
-        journal.close()
-        backend.close()
-
-
-async def _archive(
-    config: Config, backend: Any, journal: SQLiteJournal, sources: list[str], show_progress: bool
-) -> RunSummary:
-    input_errors: list[str] = []
-    # The archiver's dependencies (PyAV, httpx) load when a run starts, not with the CLI.
-    from ..archive import Archiver, summarise
-    from ..download import Downloader
-    from ..errors import InputError
-    from ..events import OtherEvent
-    from ..ingest import read_sources
-    from .progress import RunProgress
-
-    ignored: list[str] = []
-    touched: set[str] = set()
-    async with Downloader(download_policy(config)) as downloader:
-        progress = RunProgress(enabled=show_progress)
-
-        def on_outcome(outcome: Outcome) -> None:
-            progress.advance(outcome)
-
-        archiver = Archiver(
-            backend=backend,
-            journal=journal,
-            downloader=downloader,
-            staging=config.state.staging_dir,
-            quarantine_dir=config.state.quarantine_dir,
-            quarantine_max_bytes=config.state.quarantine_max_bytes,
-            on_outcome=on_outcome,
-        )
-        for item in read_sources(sources):
-            if isinstance(item, InputError):
-                input_errors.append(str(item))
-                log.error("%s", item)
-                continue
-            try:
-                event, segment_ids = archiver.ingest(
-                    item.payload, source=item.source, line=item.line
-                )
-            except InputError as exc:
-                input_errors.append(str(exc))
-                log.error("%s", exc)
-                continue
-            if isinstance(event, OtherEvent):
-                ignored.append(f"{item.source}:{item.line}: {event.webhookType}")
-                log.warning(
-                    "%s:%s: webhook type %r is not a track recording; skipped",
-                    item.source,
-                    item.line,
-                    event.webhookType,
-                )
-            touched.update(segment_ids)
-        archiver.expand_pending()
-        progress.start(journal)
-        try:
-            outcomes = await archiver.run(concurrency=config.download.concurrency or 8)
-        finally:
-            progress.stop()
-    summary = summarise(journal, touched, outcomes)
-    summary.input_errors = input_errors
-    summary.ignored_events = ignored
-    return summary
 
 
 def _via_broker(
@@ -127,7 +45,7 @@ def _via_broker(
             backend,
             sources,
             wait=wait,
-            progress=BatchProgress(begin=progress.begin, step=progress.step),
+            progress=BatchProgress(begin=progress.start, step=progress.step),
         )
     finally:
         progress.stop()
@@ -192,7 +110,11 @@ def archive(
         if summary is None:
             return
     else:
-        summary = run_archive(config, list(sources), show_progress=show_progress)
+        # The run's dependencies (PyAV, httpx) load when it starts, not with the CLI.
+        from ..run import archive_sources
+        from .progress import RunProgress
+
+        summary = archive_sources(config, sources, progress=RunProgress(enabled=show_progress))
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
     else:

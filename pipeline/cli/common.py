@@ -7,26 +7,18 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from storage_backends import (
-    Backend,
-    BackendConfigError,
-    BackendOptions,
-    GCSOptions,
-    LocalOptions,
-    S3Options,
-    StorageError,
-    open_backend,
-)
+from storage_backends import BackendConfigError, StorageError
 
 from ..config import Config, load_config
 from ..errors import ConfigError, TrackArchiveError
 
-if TYPE_CHECKING:
-    from ..download import DownloadPolicy
+# Commands open what the library opens; re-exported here for them.
+from ..run import download_policy as download_policy
+from ..run import open_configured_backend as open_configured_backend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,47 +112,11 @@ def load(config_path: Path | None, **overrides: Any) -> Config:
         raise ConfigProblem(str(exc)) from None
 
 
-def backend_options(config: Config) -> BackendOptions:
-    """The storage options the config asks for."""
-    section = config.backend
-    try:
-        return BackendOptions(
-            s3=S3Options(**section.s3.model_dump(exclude_none=True)),
-            gcs=GCSOptions(**section.gcs.model_dump(exclude_none=True)),
-            local=LocalOptions(**section.local.model_dump(exclude_none=True)),
-        )
-    except BackendConfigError as exc:
-        raise ConfigProblem(f"backend options: {exc}") from None
-
-
-def open_configured_backend(config: Config, url: str | None = None) -> Backend:
-    """Open ``url`` (default: the configured backend) with the configured options."""
-    try:
-        return open_backend(url or config.backend.url, backend_options(config))
-    except BackendConfigError as exc:
-        raise ConfigProblem(str(exc)) from None
-
-
 def query_index_path(config: Config, url: str) -> Path:
     """The query index of one backend URL: one file per backend, beside the journal."""
     from ..query import index_path_for
 
     return index_path_for(config.state.journal.parent / "index", url)
-
-
-def download_policy(config: Config) -> DownloadPolicy:
-    """The download engine's policy from the config."""
-    # The download package loads httpx; only commands that download pay for it.
-    from ..download import DownloadPolicy
-
-    given = config.download.given()
-    if "concurrency" in given and "per_host" not in given:
-        # A lower overall limit implies a lower per-host one; only an explicit clash is an error.
-        given["per_host"] = min(given["concurrency"], DownloadPolicy().per_host)
-    try:
-        return DownloadPolicy(**given)
-    except (ConfigError, TypeError, ValueError) as exc:
-        raise ConfigProblem(f"download: {exc}") from None
 
 
 def setup_logging(level: str, *, quiet: bool = False) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_FAILED, EXIT_OK, open_configured_backend, setup_logging, translate_errors
+from .common import EXIT_FAILED, EXIT_OK, setup_logging, translate_errors
 
 DEMO_PORT = 47470
 
@@ -43,6 +43,7 @@ def demo(out_dir: Path, live: bool) -> None:
         sys.exit(run_live_demo(out_dir))
     from ..config import Config
     from ..manifest import read_manifest
+    from ..run import archive_sources, open_configured_backend
     from ..standin import (
         StandInServer,
         build_app,
@@ -50,7 +51,7 @@ def demo(out_dir: Path, live: bool) -> None:
         stopped_webhooks,
         track_webhook,
     )
-    from .archive_cmd import run_archive
+    from .progress import RunProgress
     from .report import print_manifest, print_summary
 
     out_dir = out_dir.resolve()
@@ -74,7 +75,9 @@ def demo(out_dir: Path, live: bool) -> None:
         click.echo(
             f"stand-in recording service on {server.url}; {len(meeting.segments)} segments, webhooks in {webhooks}"
         )
-        summary = run_archive(config, [str(webhooks)], show_progress=sys.stderr.isatty())
+        summary = archive_sources(
+            config, [str(webhooks)], progress=RunProgress(enabled=sys.stderr.isatty())
+        )
     print_summary(summary)
     with open_configured_backend(config) as backend:
         manifest, _ = read_manifest(backend, meeting.session_id)

@@ -19,8 +19,9 @@ from ..live import WEBHOOK_PATH, SignatureVerifier, create_app
 from ..live.recording_api import RecordingApi, StartRequest
 from ..live.runner import ServerThread
 from ..manifest import read_manifest
+from ..run import open_configured_backend
 from ..standin import RecordingService, StandInServer
-from .common import EXIT_FAILED, EXIT_OK, download_policy, open_configured_backend, setup_logging
+from .common import EXIT_FAILED, EXIT_OK, setup_logging
 from .report import print_manifest
 
 ROOM = "demo-room"
@@ -50,7 +51,6 @@ def run_live_demo(out_dir: Path) -> int:
             app = create_app(
                 config,
                 backend=backend,
-                policy=download_policy(config),
                 verifier=SignatureVerifier.from_file(key_file),
                 tick=1.0,
             )

@@ -17,7 +17,6 @@ from rich.progress import (
 
 if TYPE_CHECKING:
     from ..archive import Outcome
-    from ..journal import Journal
 
 
 class RunProgress:
@@ -29,15 +28,8 @@ class RunProgress:
         self._task: TaskID | None = None
         self._bytes = 0
 
-    def start(self, journal: Journal) -> None:
-        """Begin drawing, sized by the segments waiting in the journal."""
-        if not self.enabled:
-            return
-        counts = journal.counts()
-        self.begin(counts.get("pending", 0) + counts.get("active", 0))
-
-    def begin(self, total: int) -> None:
-        """Begin drawing for ``total`` segments."""
+    def start(self, total: int) -> None:
+        """Begin drawing, for ``total`` segments waiting."""
         if not self.enabled:
             return
         self._progress = Progress(

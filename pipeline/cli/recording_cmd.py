@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -21,10 +20,8 @@ from .common import (
     allow_origin_option,
     backend_option,
     config_option,
-    download_policy,
     json_option,
     load,
-    open_configured_backend,
     setup_logging,
     state_option,
     translate_errors,
@@ -137,38 +134,6 @@ def stop(
     click.echo(json.dumps(answer, indent=2))
 
 
-def run_reconcile(
-    config: Config, api: RecordingApi, *, room: str | None, session: str | None
-) -> ReconcileSummary:
-    """Reconcile one room or session into the configured archive."""
-    from ..archive import Archiver
-    from ..download import Downloader
-    from ..journal import SQLiteJournal
-    from ..live.reconcile import Reconciler
-
-    backend = open_configured_backend(config)
-    journal = SQLiteJournal(config.state.journal)
-
-    async def go() -> ReconcileSummary:
-        async with Downloader(download_policy(config)) as downloader:
-            archiver = Archiver(
-                backend=backend,
-                journal=journal,
-                downloader=downloader,
-                staging=config.state.staging_dir,
-                quarantine_dir=config.state.quarantine_dir,
-                quarantine_max_bytes=config.state.quarantine_max_bytes,
-            )
-            reconciler = Reconciler(api, archiver, concurrency=config.download.concurrency or 4)
-            return await reconciler.run(room_id=room, session_id=session)
-
-    try:
-        return asyncio.run(go())
-    finally:
-        journal.close()
-        backend.close()
-
-
 def _print(summary: ReconcileSummary) -> None:
     from .report import print_summary
 
@@ -233,8 +198,10 @@ def reconcile(
         },
     )
     setup_logging(config.log_level, quiet=as_json)
+    from ..run import reconcile_listing
+
     with _api(config, api_base) as api, _usage():
-        summary = run_reconcile(config, api, room=room, session=session)
+        summary = reconcile_listing(config, api, room=room, session=session)
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
     else:

@@ -15,9 +15,7 @@ from .common import (
     backend_option,
     broker_option,
     config_option,
-    download_policy,
     load,
-    open_configured_backend,
     setup_logging,
     state_option,
     translate_errors,
@@ -133,11 +131,12 @@ def serve(
     # The web stack and the archiver load here, not with the command line.
     from ..live import create_app
     from ..live.runner import serve_forever
+    from ..run import download_policy, open_configured_backend
 
     verifier = verifier_for(config, no_verify)
     if verifier is None:
         log.warning("signature verification is OFF: anyone can make this server fetch URLs")
-    policy = download_policy(config)
+    policy = download_policy(config)  # checked before anything starts
     backend = open_configured_backend(config)
     try:
         app = create_app(

@@ -28,12 +28,13 @@ from storage_backends import Backend, StorageError
 
 from ..archive import Archiver, RetryPolicy
 from ..config import Config
-from ..download import Downloader, DownloadPolicy
+from ..download import DownloadPolicy
 from ..errors import InputError, JournalError, TrackArchiveError
 from ..events import OtherEvent, TrackEvent
 from ..journal import SQLiteJournal
 from ..journal.committer import GroupCommitter
 from ..jsontext import JSONProblem, loads_bytes
+from ..run import open_run
 from .errors import SignatureRejected
 from .lifecycle import StuckWatch
 from .metrics import CONTENT_TYPE, ReceiverMetrics
@@ -226,7 +227,7 @@ def create_app(
     config: Config,
     *,
     backend: Backend,
-    policy: DownloadPolicy,
+    policy: DownloadPolicy | None = None,
     verifier: SignatureVerifier | None,
     tick: float = 30.0,
     background: BackgroundFactory | None = None,
@@ -262,31 +263,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        journal = SQLiteJournal(config.state.journal)
-        holder["journal"] = journal
-        live.journal = journal
-        committer = GroupCommitter(journal).start()
-        committers.append(committer)
-        try:
-            async with Downloader(policy) as downloader:
-                live.archiver = Archiver(
-                    backend=backend,
-                    journal=journal,
-                    downloader=downloader,
-                    staging=config.state.staging_dir,
-                    quarantine_dir=config.state.quarantine_dir,
-                    quarantine_max_bytes=config.state.quarantine_max_bytes,
-                    retry=RetryPolicy(
-                        max_attempts=config.state.retry_attempts, backoff=config.state.retry_backoff
-                    ),
-                )
+        retry = RetryPolicy(
+            max_attempts=config.state.retry_attempts, backoff=config.state.retry_backoff
+        )
+        async with open_run(config, backend=backend, policy=policy, retry=retry) as run:
+            journal = run.journal
+            holder["journal"] = journal
+            live.journal = journal
+            live.archiver = run.archiver
+            committer = GroupCommitter(journal).start()
+            committers.append(committer)
+            try:
                 await asyncio.to_thread(stuck.seed, journal.events())
                 live.committer = committer
                 live.workers = (
                     background(journal, live.metrics)
                     if background is not None
                     else ArchiveWorkers(
-                        live.archiver,
+                        run.archiver,
                         concurrency=config.serve.workers,
                         metrics=live.metrics,
                         stuck=stuck,
@@ -300,15 +294,14 @@ def create_app(
                     if live.workers is not None:
                         await live.workers.stop()
                         live.workers = None
-        finally:
-            live.committer = None
-            # Deliveries already queued are committed before the journal closes.
-            await asyncio.to_thread(committer.stop)
-            committers.remove(committer)
-            live.archiver = None
-            live.journal = None
-            holder.pop("journal", None)
-            journal.close()
+            finally:
+                live.committer = None
+                # Deliveries already queued are committed before the journal closes.
+                await asyncio.to_thread(committer.stop)
+                committers.remove(committer)
+                live.archiver = None
+                live.journal = None
+                holder.pop("journal", None)
 
     app = Starlette(
         routes=[
