@@ -3,11 +3,16 @@
 Unknown or mistyped keys are errors that name the key. ``${VAR}`` (or
 ``${VAR:-default}``) anywhere in a string value is replaced from the
 environment, so secrets need not live in the file. Command-line options are
-applied on top with :meth:`Config.override`.
+applied on top (``load_config(path, **overrides)``) before validation.
+
+The backend sections are the storage package's own validated options
+(``storage_backends.S3Options``, ...): each option is declared, defaulted and
+checked once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -15,6 +20,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from storage_backends.options import BackendOptions, GCSOptions, LocalOptions, S3Options
 
 from .errors import ConfigError
 
@@ -26,48 +33,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class S3Section(_Section):
-    """Options for ``s3://`` backends (``storage_backends.S3Options``); unset keys use its defaults."""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-    profile: str | None = None
-    multipart_threshold: int | None = Field(None, gt=0)
-    part_size: int | None = Field(None, gt=0)
-    max_concurrency: int | None = Field(None, gt=0)
-    max_attempts: int | None = Field(None, gt=0)
-    addressing_style: Literal["auto", "virtual", "path"] | None = None
-    list_page_size: int | None = Field(None, gt=0, le=1000)
-    connect_timeout: float | None = Field(None, gt=0)
-    read_timeout: float | None = Field(None, gt=0)
-
-
-class GCSSection(_Section):
-    """Options for ``gs://`` backends (``storage_backends.GCSOptions``); unset keys use its defaults."""
-
-    project: str | None = None
-    credentials_file: Path | None = None
-    endpoint: str | None = None
-    chunk_size: int | None = Field(None, gt=0)
-    resumable_threshold: int | None = Field(None, gt=0)
-    retry_deadline: float | None = Field(None, gt=0)
-    list_page_size: int | None = Field(None, gt=0)
-    timeout: float | None = Field(None, gt=0)
-
-
-class LocalSection(_Section):
-    """Options for local-disk backends."""
-
-    fsync: bool | None = None
-
-
 class BackendSection(_Section):
-    """Where the archive lives."""
+    """Where the archive lives, and the options of each kind of backend.
+
+    ``s3``, ``gcs`` and ``local`` are the storage package's own option
+    objects: their defaults and checks live there, once.
+    """
 
     url: str = "./archive"
-    s3: S3Section = S3Section()
-    gcs: GCSSection = GCSSection()
-    local: LocalSection = LocalSection()
+    s3: S3Options = S3Options()
+    gcs: GCSOptions = GCSOptions()
+    local: LocalOptions = LocalOptions()
+
+    def options(self) -> BackendOptions:
+        """The options ``open_backend`` takes."""
+        return BackendOptions(s3=self.s3, gcs=self.gcs, local=self.local)
 
 
 class DownloadSection(_Section):
@@ -201,16 +181,23 @@ class Config(_Section):
 
     def override(self, **changes: Any) -> Config:
         """Apply dotted overrides (``{"backend.url": "s3://b"}``), skipping ``None``."""
-        data = self.model_dump()
-        for dotted, value in changes.items():
-            if value is None:
-                continue
-            node = data
-            *parents, leaf = dotted.split(".")
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
+        data = _apply(self.model_dump(exclude_defaults=True), changes)
         return _validate(data, "command-line options")
+
+
+def _apply(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each dotted key in ``changes`` set, except those given as ``None``."""
+    for dotted, value in changes.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            child = node.get(part)
+            node[part] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[leaf] = value
+    return data
 
 
 def _interpolate(value: Any, where: str) -> Any:
@@ -236,10 +223,12 @@ def _empty_sections(data: dict[str, Any], model: type[BaseModel]) -> dict[str, A
     """A section whose keys are all commented out parses as ``None``: read it as empty."""
     for name, info in model.model_fields.items():
         sub = info.annotation
-        if isinstance(sub, type) and issubclass(sub, _Section) and name in data:
+        if name not in data or not isinstance(sub, type):
+            continue
+        if issubclass(sub, _Section) or dataclasses.is_dataclass(sub):
             if data[name] is None:
                 data[name] = {}
-            if isinstance(data[name], dict):
+            if issubclass(sub, _Section) and isinstance(data[name], dict):
                 data[name] = _empty_sections(data[name], sub)
     return data
 
@@ -252,19 +241,34 @@ def _validate(data: dict[str, Any], source: str) -> Config:
         problems = []
         for err in exc.errors():
             path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            if err["type"] == "extra_forbidden":
+            if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
                 problems.append(f"{path}: unknown key")
+            elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+                # The option objects' own checks name the option already.
+                problems.append(f"{path}: {err['ctx']['error']}")
             else:
                 problems.append(f"{path}: {err['msg']}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
-def load_config(path: Path | None) -> Config:
-    """Read ``path`` (or ``./config.yaml`` when present, else defaults) once."""
+def load_config(path: Path | None, **overrides: Any) -> Config:
+    """Read ``path`` (or ``./config.yaml`` when present, else defaults) once.
+
+    ``overrides`` are command-line options as dotted keys (``None``: not given),
+    applied to what the file says before the whole is validated.
+    """
+    data = _read(path)
+    config = _validate(data, str(path or DEFAULT_CONFIG_NAME))
+    if any(value is not None for value in overrides.values()):
+        config = _validate(_apply(data, overrides), "command-line options")
+    return config
+
+
+def _read(path: Path | None) -> dict[str, Any]:
     if path is None:
         default = Path(DEFAULT_CONFIG_NAME)
         if not default.is_file():
-            return Config()
+            return {}
         path = default
     try:
         text = path.read_text(encoding="utf-8")
@@ -278,5 +282,5 @@ def load_config(path: Path | None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    data = _interpolate(raw, "config")
-    return _validate(data, str(path))
+    data: dict[str, Any] = _interpolate(raw, "config")
+    return data

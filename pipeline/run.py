@@ -22,15 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from storage_backends import (
-    Backend,
-    BackendConfigError,
-    BackendOptions,
-    GCSOptions,
-    LocalOptions,
-    S3Options,
-    open_backend,
-)
+from storage_backends import Backend, BackendConfigError, open_backend
 
 from .config import Config
 from .errors import ConfigError
@@ -58,23 +50,10 @@ class Progress(Protocol):
         """The run ended, normally or not."""
 
 
-def backend_options(config: Config) -> BackendOptions:
-    """The storage options the config asks for."""
-    section = config.backend
-    try:
-        return BackendOptions(
-            s3=S3Options(**section.s3.model_dump(exclude_none=True)),
-            gcs=GCSOptions(**section.gcs.model_dump(exclude_none=True)),
-            local=LocalOptions(**section.local.model_dump(exclude_none=True)),
-        )
-    except BackendConfigError as exc:
-        raise ConfigError(f"backend options: {exc}") from None
-
-
 def open_configured_backend(config: Config, url: str | None = None) -> Backend:
     """Open ``url`` (default: the configured archive root) with the configured options."""
     try:
-        return open_backend(url or config.backend.url, backend_options(config))
+        return open_backend(url or config.backend.url, config.backend.options())
     except BackendConfigError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from storage_backends.errors import BackendConfigError
 
@@ -33,6 +33,11 @@ DEFAULT_GCS_RETRY_DEADLINE = 300.0
 DEFAULT_TIMEOUT = 60.0
 
 
+#: Read by pydantic when a config file is validated into these options: an unknown key is an
+#: error naming it (plain Python use needs no pydantic).
+_STRICT_KEYS: dict[str, Any] = {"extra": "forbid"}
+
+
 def _positive(owner: str, name: str, value: float) -> None:
     if isinstance(value, bool) or not value > 0:
         raise BackendConfigError(f"{owner}.{name} must be positive, got {value!r}")
@@ -46,6 +51,8 @@ class S3Options:
     ``None`` boto3 also honours ``AWS_ENDPOINT_URL``. A transfer holds at most
     ``part_size * (max_concurrency + 1)`` bytes in memory.
     """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
 
     endpoint_url: str | None = None
     region: str | None = None
@@ -95,6 +102,8 @@ class GCSOptions:
     ``chunk_size`` pieces, so one transfer holds about ``chunk_size`` in memory.
     """
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
+
     project: str | None = None
     credentials_file: Path | None = None
     endpoint: str | None = None
@@ -124,6 +133,8 @@ class GCSOptions:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LocalOptions:
     """Local-disk behaviour. ``fsync=False`` trades durability for speed (tests only)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
 
     fsync: bool = True
 

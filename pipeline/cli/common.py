@@ -22,6 +22,9 @@ from ..run import open_configured_backend as open_configured_backend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Environment variables read by the options of the same name.
+API_BASE_ENV, TOKEN_ENV = "VIDEOSDK_API_BASE", "VIDEOSDK_TOKEN"
+
 #: Exit codes shared by every command.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -104,10 +107,33 @@ def json_option(func: F) -> F:
     )(func)
 
 
+def api_base_option(func: F) -> F:
+    """``--api-base URL`` (or ``$VIDEOSDK_API_BASE``): overrides videosdk.api_base."""
+    return click.option(
+        "--api-base",
+        metavar="URL",
+        envvar=API_BASE_ENV,
+        default=None,
+        help=f"Recording service base URL (default: ${API_BASE_ENV}, then videosdk.api_base).",
+    )(func)
+
+
+def token_option(func: F) -> F:
+    """``--token TOKEN`` (or ``$VIDEOSDK_TOKEN``): overrides videosdk.token."""
+    return click.option(
+        "--token",
+        metavar="TOKEN",
+        envvar=TOKEN_ENV,
+        default=None,
+        show_envvar=False,
+        help=f"API token (default: ${TOKEN_ENV}, then videosdk.token; prefer the variable).",
+    )(func)
+
+
 def load(config_path: Path | None, **overrides: Any) -> Config:
     """Load the config once and apply command-line overrides (exit 2 when invalid)."""
     try:
-        return load_config(config_path).override(**overrides)
+        return load_config(config_path, **overrides)
     except ConfigError as exc:
         raise ConfigProblem(str(exc)) from None
 

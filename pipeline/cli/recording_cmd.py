@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,17 +15,19 @@ from ..events import KINDS
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
+    TOKEN_ENV,
     ConfigProblem,
     allow_origin_option,
+    api_base_option,
     backend_option,
     config_option,
     json_option,
     load,
     setup_logging,
     state_option,
+    token_option,
     translate_errors,
 )
-from .serve_cmd import TOKEN_ENV, api_base_option, resolve_api_base
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -34,15 +35,18 @@ if TYPE_CHECKING:
     from ..live.recording_api import RecordingApi
 
 
-def _api(config: Config, given_base: str | None) -> RecordingApi:
-    """A client with the token from the environment or the config; checked before any call."""
+def _api(config: Config, api_base: str | None, token: str | None) -> RecordingApi:
+    """A client for the service with the token given or configured; checked before any call."""
     from ..live.recording_api import RecordingApi, check_api_base
 
-    token = os.environ.get(TOKEN_ENV) or config.videosdk.token
-    if not token:
+    # An empty $VIDEOSDK_TOKEN counts as unset, so the config's token still applies.
+    config = config.override(**{"videosdk.api_base": api_base, "videosdk.token": token or None})
+    if not config.videosdk.token:
         raise ConfigProblem(f"no API token: set {TOKEN_ENV} or videosdk.token in the config")
     with _usage():
-        return RecordingApi(token, api_base=check_api_base(resolve_api_base(config, given_base)))
+        return RecordingApi(
+            config.videosdk.token, api_base=check_api_base(config.videosdk.api_base)
+        )
 
 
 @contextlib.contextmanager
@@ -86,6 +90,7 @@ def recording() -> None:
 )
 @config_option
 @api_base_option
+@token_option
 @translate_errors
 def start(
     room: str,
@@ -96,6 +101,7 @@ def start(
     bucket_dir_path: str | None,
     config_path: Path | None,
     api_base: str | None,
+    token: str | None,
 ) -> None:
     """Start recording one participant's track (POST /v2/recordings/participant/track/start)."""
     from ..live.recording_api import StartRequest
@@ -110,7 +116,7 @@ def start(
             webhook_url=webhook_url,
             bucket_dir_path=bucket_dir_path,
         )
-    with _api(config, api_base) as api:
+    with _api(config, api_base, token) as api:
         answer = api.start(request)
     click.echo(json.dumps(answer, indent=2))
 
@@ -119,9 +125,15 @@ def start(
 @_track_options
 @config_option
 @api_base_option
+@token_option
 @translate_errors
 def stop(
-    room: str, participant: str, kind: str, config_path: Path | None, api_base: str | None
+    room: str,
+    participant: str,
+    kind: str,
+    config_path: Path | None,
+    api_base: str | None,
+    token: str | None,
 ) -> None:
     """Stop recording one participant's track (POST /v2/recordings/participant/track/stop)."""
     from ..live.recording_api import check_kind
@@ -129,7 +141,7 @@ def stop(
     config = load(config_path)
     with _usage():
         check_kind(kind)
-    with _api(config, api_base) as api:
+    with _api(config, api_base, token) as api:
         answer = api.stop(room, participant, kind)
     click.echo(json.dumps(answer, indent=2))
 
@@ -163,6 +175,7 @@ def _print(summary: ReconcileSummary) -> None:
 @config_option
 @backend_option
 @api_base_option
+@token_option
 @allow_origin_option
 @state_option
 @json_option
@@ -173,6 +186,7 @@ def reconcile(
     config_path: Path | None,
     backend_url: str | None,
     api_base: str | None,
+    token: str | None,
     allow_origins: tuple[str, ...],
     state_path: Path | None,
     as_json: bool,
@@ -200,7 +214,7 @@ def reconcile(
     setup_logging(config.log_level, quiet=as_json)
     from ..run import reconcile_listing
 
-    with _api(config, api_base) as api, _usage():
+    with _api(config, api_base, token) as api, _usage():
         summary = reconcile_listing(config, api, room=room, session=session)
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))

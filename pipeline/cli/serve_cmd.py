@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +11,7 @@ import click
 from .common import (
     ConfigProblem,
     allow_origin_option,
+    api_base_option,
     backend_option,
     broker_option,
     config_option,
@@ -27,24 +27,6 @@ if TYPE_CHECKING:
     from ..live.app import BackgroundFactory
 
 log = logging.getLogger("track_archive")
-
-API_BASE_ENV = "VIDEOSDK_API_BASE"
-TOKEN_ENV = "VIDEOSDK_TOKEN"
-
-
-def api_base_option(func: click.decorators.FC) -> click.decorators.FC:
-    """``--api-base URL``: the recording service (or a stand-in)."""
-    return click.option(
-        "--api-base",
-        metavar="URL",
-        default=None,
-        help=f"Recording service base URL (default: ${API_BASE_ENV}, then videosdk.api_base).",
-    )(func)
-
-
-def resolve_api_base(config: Config, given: str | None) -> str:
-    """``--api-base``, else ``$VIDEOSDK_API_BASE``, else the config's."""
-    return given or os.environ.get(API_BASE_ENV) or config.videosdk.api_base
 
 
 def verifier_for(config: Config, no_verify: bool) -> SignatureVerifier | None:
@@ -184,8 +166,8 @@ def fetch_public_key(config_path: Path | None, api_base: str | None, out: Path) 
     from ..live.recording_api import RecordingApi
     from ..live.signature import public_key_pem
 
-    config = load(config_path)
-    with RecordingApi(None, api_base=resolve_api_base(config, api_base)) as api:
+    config = load(config_path, **{"videosdk.api_base": api_base})
+    with RecordingApi(None, api_base=config.videosdk.api_base) as api:
         text = api.public_key()
     try:
         key = load_public_key(text)

@@ -186,3 +186,11 @@ def test_a_hostile_listing_answer_is_an_api_error_not_a_crash(origin: Origin) ->
         pytest.raises(RecordingApiError, match="expected a JSON answer"),
     ):
         list(api.recordings(room_id="r1"))
+
+
+def test_the_token_may_be_given_as_an_option(standin: StandIn, monkeypatch) -> None:
+    monkeypatch.delenv("VIDEOSDK_TOKEN", raising=False)
+    args = ["recording", "start", "--room", "r7", "--participant", "cy", "--kind", "audio"]
+    result = CliRunner().invoke(main, [*args, "--api-base", standin.url, "--token", TOKEN])
+    assert result.exit_code == 0, result.output
+    assert TOKEN not in result.output

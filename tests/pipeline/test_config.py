@@ -5,6 +5,7 @@ import pytest
 from pipeline.config import Config, load_config
 from pipeline.download import DownloadPolicy
 from pipeline.errors import ConfigError
+from storage_backends import GCSOptions, LocalOptions, S3Options
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,3 +40,31 @@ def test_command_line_overrides_win_and_none_leaves_the_file_value():
     config = Config().override(**{"backend.url": "s3://b/p", "download.concurrency": None})
     assert config.backend.url == "s3://b/p"
     assert config.download.concurrency is None
+
+
+def test_backend_sections_are_the_storage_options_themselves(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("backend:\n  s3:\n    part_size: 8388608\n  gcs:\n  local:\n    fsync: false\n")
+    config = load_config(path)
+    assert config.backend.s3 == S3Options(part_size=8 * 1024 * 1024)
+    assert config.backend.gcs == GCSOptions()
+    assert config.backend.options().local == LocalOptions(fsync=False)
+
+
+def test_a_backend_option_is_checked_by_its_own_rule_and_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("backend:\n  s3:\n    part_size: 1024\n")
+    with pytest.raises(ConfigError, match=r"backend\.s3: .*part_size must be between 5 MiB"):
+        load_config(path)
+    path.write_text("backend:\n  gcs:\n    chunksize: 1024\n")
+    with pytest.raises(ConfigError, match=r"backend\.gcs\.chunksize: unknown key"):
+        load_config(path)
+
+
+def test_command_line_options_apply_to_the_file_before_it_is_validated(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("backend:\n  url: ./here\ndownload:\n  concurrency: 3\n")
+    config = load_config(path, **{"backend.url": "s3://b/p", "download.per_host": None})
+    assert (config.backend.url, config.download.concurrency) == ("s3://b/p", 3)
+    with pytest.raises(ConfigError, match=r"command-line options: backend\.s3"):
+        load_config(path, **{"backend.s3.part_size": 1})
