@@ -34,6 +34,31 @@ class Lifecycle(StrEnum):
     STOPPED = "stopped"
     FAILED = "failed"
 
+    @property
+    def rank(self) -> int:
+        """How far a recording has got: a later stage wins over an earlier one, whatever the order.
+
+        ``stopped`` outranks ``failed`` because it names files that exist.
+        """
+        return _STAGE_RANK[self]
+
+
+_STAGE_RANK = {
+    Lifecycle.STARTING: 0,
+    Lifecycle.STARTED: 1,
+    Lifecycle.STOPPING: 2,
+    Lifecycle.FAILED: 3,
+    Lifecycle.STOPPED: 4,
+}
+
+
+def stage_rank(stage: str) -> int:
+    """:attr:`Lifecycle.rank` of a stage's name; -1 for a name that is no stage."""
+    try:
+        return Lifecycle(stage).rank
+    except ValueError:
+        return -1
+
 
 class FileDetail(BaseModel):
     """One recorded file of a stopped track."""

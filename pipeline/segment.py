@@ -13,6 +13,7 @@ its order of arrival.
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .checks import Check
+
+#: The media type stored with each container the verifier recognises.
+MEDIA_TYPES = {"webm": "video/webm", "matroska": "video/x-matroska", "mp4": "video/mp4"}
+OCTET_STREAM = "application/octet-stream"
 
 if TYPE_CHECKING:
     from .download.result import DownloadResult
@@ -53,6 +58,16 @@ def started_at_from_filename(name: str) -> datetime | None:
     """The start time a service file name states (see :func:`epoch_ms_in_name`), or None."""
     millis = epoch_ms_in_name(name)
     return None if millis is None else _EPOCH + timedelta(milliseconds=millis)
+
+
+def content_type_for(key: str, container: str | None = None) -> str:
+    """The media type stored with an object: from its verified container, else from its name."""
+    if container is not None:
+        return MEDIA_TYPES.get(container, OCTET_STREAM)
+    if key.endswith(".webm"):
+        return MEDIA_TYPES["webm"]
+    guessed, _ = mimetypes.guess_type(key, strict=False)
+    return guessed or OCTET_STREAM
 
 
 class StartSource(StrEnum):

@@ -1,8 +1,9 @@
-"""Streaming CRC32C and SHA-256 in the forms the storage services use.
+"""Streaming CRC32C and SHA-256 (and MD5 on request) in the forms the storage services use.
 
 ``crc32c`` is base64 of the 4-byte big-endian CRC32C (S3 ``ChecksumCRC32C``,
-GCS ``crc32c``); ``sha256`` is lower-case hex. Both are computed in one pass
-with bounded memory.
+GCS ``crc32c``); ``sha256`` and ``md5`` are lower-case hex. All are computed
+in one pass with bounded memory: the same :class:`Hasher` serves uploads,
+copies and the download engine.
 """
 
 from __future__ import annotations
@@ -51,11 +52,13 @@ def normalize_sha256(hex_digest: str) -> str:
 
 
 class Hasher:
-    """Accumulates CRC32C, SHA-256 and size over chunks fed with ``update``."""
+    """Accumulates CRC32C, SHA-256 (unless turned off), MD5 (if asked) and size over chunks."""
 
-    def __init__(self, *, sha256: bool = True) -> None:
+    def __init__(self, *, sha256: bool = True, md5: bool = False) -> None:
         self._crc = google_crc32c.Checksum()
         self._sha = hashlib.sha256() if sha256 else None
+        # MD5 only when a source announces one to compare with; never a security check.
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self.size = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
@@ -66,7 +69,14 @@ class Hasher:
         self._crc.update(data)
         if self._sha is not None:
             self._sha.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
         self.size += len(data)
+
+    def update_all(self, pieces: list[bytes]) -> None:
+        """Add several chunks in order, without joining them into one copy first."""
+        for piece in pieces:
+            self.update(piece)
 
     @property
     def crc32c(self) -> str:
@@ -79,6 +89,11 @@ class Hasher:
         if self._sha is None:
             raise ValueError("this Hasher was created without SHA-256")
         return self._sha.hexdigest()
+
+    @property
+    def md5(self) -> str | None:
+        """MD5 so far, lower-case hex; ``None`` unless asked for at creation."""
+        return self._md5.hexdigest() if self._md5 is not None else None
 
 
 def hash_bytes(data: bytes) -> tuple[str, str]:

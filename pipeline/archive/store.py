@@ -21,11 +21,10 @@ from storage_backends.checksums import CHUNK_SIZE, Hasher
 from ..download import DownloadResult
 from ..layout import conflict_key
 from ..manifest import utcnow
-from ..segment import StoredSegment
+from ..segment import StoredSegment, content_type_for
 
 log = logging.getLogger(__name__)
 
-_CONTENT_TYPES = {"webm": "video/webm", "matroska": "video/x-matroska", "mp4": "video/mp4"}
 
 
 def _same_content(stat: ObjectStat | None, result: DownloadResult) -> bool:
@@ -45,7 +44,7 @@ def _put_create_only(
     this content, ``(None, True)`` when it holds other content.
     """
     assert result.crc32c is not None and result.sha256 is not None
-    content_type = _CONTENT_TYPES.get(result.container or "", "application/octet-stream")
+    content_type = content_type_for(key, result.container or "")
     for attempt in (1, 2):
         try:
             stat = backend.put_file(

@@ -33,30 +33,27 @@ _KINDS = ("audio", "video", "screen_audio", "screen_video")
 
 
 class _Bar:
-    """Seconds of timeline written, on a rich progress bar (stderr, terminals only)."""
+    """Seconds of timeline written, on the command line's progress bar (terminals only)."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from .progress import Bar
 
-        self._progress = Progress(
-            TextColumn("exporting"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f} s of media"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-        )
-        self._task = self._progress.add_task("export", total=None)
+        self._bar = Bar()
+        self._task = self._bar.counter("exporting", None, _seconds)
 
     def begin(self, total_seconds: float) -> None:
-        self._progress.update(self._task, total=max(total_seconds, 0.001))
-        self._progress.start()
+        self._bar.set_total(self._task, max(total_seconds, 0.001))
+        self._bar.start()
 
     def advance(self, seconds: float) -> None:
-        self._progress.advance(self._task, seconds)
+        self._bar.advance(self._task, seconds)
 
     def stop(self) -> None:
-        self._progress.stop()
+        self._bar.stop()
+
+
+def _seconds(done: float, total: float | None) -> str:
+    return f"{done:.0f}/{total or 0:.0f} s of media"
 
 
 def _print(report: ExportReport) -> None:

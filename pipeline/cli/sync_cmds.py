@@ -9,16 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
 
 from ..config import Config
 from ..errors import UnsafeIdentifier
@@ -35,39 +26,33 @@ from .common import (
     query_index_path,
     translate_errors,
 )
+from .progress import Bar, sized
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
 
 class _Bar(SyncProgress):
-    """Objects and bytes on a rich progress bar (stderr, terminals only)."""
+    """Objects and bytes copied, on the command line's progress bar (terminals only)."""
 
     def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            DownloadColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-        )
+        self._bar = Bar()
         self._items: TaskID | None = None
         self._bytes: TaskID | None = None
 
     def planned(self, items: int, total_bytes: int) -> None:
-        self._items = self._progress.add_task("objects", total=items)
-        self._bytes = self._progress.add_task("bytes", total=total_bytes)
-        self._progress.start()
+        self._items = self._bar.counter("objects", items)
+        self._bytes = self._bar.counter("bytes", total_bytes, sized)
+        self._bar.start()
 
     def advance(self, item: SyncItem) -> None:
         if self._items is None or self._bytes is None:
             return
-        self._progress.advance(self._items)
+        self._bar.advance(self._items)
         if item.outcome is Outcome.COPIED:
-            self._progress.advance(self._bytes, item.size)
+            self._bar.advance(self._bytes, item.size)
 
     def stop(self) -> None:
-        self._progress.stop()
+        self._bar.stop()
 
 
 def _print_report(report: SyncReport) -> None:

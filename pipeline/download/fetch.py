@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 
 from pipeline.checks import Check
-from pipeline.download.digests import Digests
 from pipeline.download.errors import (
     NotYetAvailable,
     PermanentFailure,
@@ -31,6 +30,7 @@ from pipeline.download.retry import NOT_YET_STATUSES, RETRYABLE_STATUSES, parse_
 from pipeline.download.safety import Resolver, SafetyRules, Target, pinned_request_parts
 from pipeline.download.source_checksum import SourceChecksum, announced_checksums, wants_md5
 from pipeline.download.staging import StagingFile
+from storage_backends.checksums import Hasher
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
@@ -102,7 +102,7 @@ class Transfer:
         return self.staging.offset
 
     @property
-    def digests(self) -> Digests:
+    def digests(self) -> Hasher:
         """The running digests of the staged bytes."""
         return self.staging.digests
 
@@ -215,7 +215,7 @@ class Transfer:
             )
         self.checksums = announced_checksums(headers, full_body=response.status_code == 200)
         # Nothing is staged yet (offset 0), so choosing the digests afresh loses nothing.
-        self.staging.digests = Digests(md5=wants_md5(self.checksums))
+        self.staging.digests = Hasher(md5=wants_md5(self.checksums))
 
     async def _check_resumed(self, response: httpx.Response) -> None:
         match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())

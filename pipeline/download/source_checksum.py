@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from pipeline.checks import Check
-from pipeline.download.digests import Digests
+from storage_backends.checksums import Hasher
 
 _HEX_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
@@ -76,14 +76,14 @@ def wants_md5(checksums: list[SourceChecksum]) -> bool:
     return any(c.algorithm == "md5" for c in checksums)
 
 
-def compare(checksums: list[SourceChecksum], digests: Digests) -> list[Check]:
+def compare(checksums: list[SourceChecksum], digests: Hasher) -> list[Check]:
     """One check per announced checksum; a single passing note when none was announced."""
     if not checksums:
         return [Check("source_checksum", ok=True, detail="the source announced no checksum")]
     computed = {
-        "md5": digests.md5_hex(),
-        "crc32c": digests.crc32c_b64(),
-        "sha256": digests.sha256_hex(),
+        "md5": digests.md5,
+        "crc32c": digests.crc32c,
+        "sha256": digests.sha256,
     }
     checks = []
     for announced in checksums:

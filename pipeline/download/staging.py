@@ -16,7 +16,7 @@ from typing import Any
 
 import aiofiles
 
-from pipeline.download.digests import Digests
+from storage_backends.checksums import Hasher
 
 
 class StagingFile:
@@ -24,7 +24,7 @@ class StagingFile:
 
     def __init__(self, path: Path):
         self.path = path
-        self.digests = Digests()
+        self.digests = Hasher()
         self.offset = 0
         self._file: Any = None
         self._in_flight: asyncio.Task[None] | None = None
@@ -50,7 +50,7 @@ class StagingFile:
         await self._file.seek(0)
         await self._file.truncate(0)
         self.offset = 0
-        self.digests = Digests(md5=md5)
+        self.digests = Hasher(md5=md5)
 
     async def submit(self, batch: list[bytes]) -> None:
         """Queue ``batch`` to be written and hashed; waits while the previous one is in flight."""

@@ -1,10 +1,10 @@
 """Each track recording's lifecycle, folded from webhooks that arrive in any order.
 
 Deliveries carry no timestamp and may be duplicated or reordered, so a track's
-state is the furthest stage it has reached (``starting`` < ``started`` <
-``stopping`` < ``failed`` < ``stopped``), never the last one received: a
-late ``-started`` cannot undo a ``-stopped``. A ``-stopped`` outranks
-``-failed`` because it names files that exist. A track that has not reached
+state is the furthest stage it has reached (:attr:`Lifecycle.rank`:
+``starting`` < ``started`` < ``stopping`` < ``failed`` < ``stopped``), never
+the last one received: a late ``-started`` cannot undo a ``-stopped``. The
+manifests fold stages by the same order. A track that has not reached
 ``stopped`` or ``failed`` some time after it was first seen is *stuck*.
 """
 
@@ -18,13 +18,6 @@ from datetime import UTC, datetime, timedelta
 from ..events import TYPE_PREFIX, Lifecycle
 from ..journal import EventRecord
 
-RANK: dict[Lifecycle, int] = {
-    Lifecycle.STARTING: 0,
-    Lifecycle.STARTED: 1,
-    Lifecycle.STOPPING: 2,
-    Lifecycle.FAILED: 3,
-    Lifecycle.STOPPED: 4,
-}
 TERMINAL = frozenset({Lifecycle.STOPPED, Lifecycle.FAILED})
 
 TrackKey = tuple[str, str, str]  # (sessionId, participantId, kind)
@@ -41,7 +34,7 @@ class TrackLifecycle:
 
     def observe(self, stage: Lifecycle, at: datetime) -> None:
         """Fold one more delivery in."""
-        if RANK[stage] > RANK[self.state]:
+        if stage.rank > self.state.rank:
             self.state = stage
         self.first_seen = min(self.first_seen, at)
         self.last_seen = max(self.last_seen, at)
@@ -55,7 +48,7 @@ class TrackLifecycle:
         """The form ``GET /sessions/{id}`` answers with."""
         return {
             "state": self.state.value,
-            "seen": dict(sorted(self.seen.items(), key=lambda kv: RANK[Lifecycle(kv[0])])),
+            "seen": dict(sorted(self.seen.items(), key=lambda kv: Lifecycle(kv[0]).rank)),
             "firstSeen": self.first_seen.isoformat(),
             "lastSeen": self.last_seen.isoformat(),
             "stuck": self.is_stuck(now, after),

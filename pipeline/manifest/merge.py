@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..events import stage_rank
 from .model import (
     ExportEntry,
     Failure,
@@ -20,9 +21,6 @@ from .model import (
     segment_order,
     utcnow,
 )
-
-#: A later stage wins when two arrive out of order; ``failed`` is final.
-_STAGE_RANK = {"starting": 0, "started": 1, "stopping": 2, "stopped": 3, "failed": 4}
 
 
 @dataclass
@@ -76,8 +74,9 @@ def _add_stage(manifest: Manifest, pid: str, kind: str, stage: str, at: datetime
         return
     if stage not in entry.seen:
         entry.seen.append(stage)
-        entry.seen.sort(key=lambda s: _STAGE_RANK.get(s, -1))
-    if _STAGE_RANK.get(stage, -1) >= _STAGE_RANK.get(entry.state, -1):
+        entry.seen.sort(key=stage_rank)
+    # A later stage wins when two arrive out of order (the receiver's order, see Lifecycle.rank).
+    if stage_rank(stage) >= stage_rank(entry.state):
         entry.state = stage
     entry.updatedAt = max(entry.updatedAt, at)
 

@@ -18,7 +18,6 @@ destination:
 from __future__ import annotations
 
 import contextlib
-import mimetypes
 import os
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from storage_backends.checksums import CHUNK_SIZE, Hasher
 from storage_backends.errors import ObjectNotFound
 
 from ..errors import TrackArchiveError
+from ..segment import content_type_for
 from .digest import Digest, digest_of, disproof
 
 #: Metadata the backends manage themselves and which must not be passed twice.
@@ -46,14 +46,6 @@ class Copied:
     stat: ObjectStat
     digest: Digest
     server_side: bool
-
-
-def content_type_for(key: str) -> str:
-    """The media type stored with a copy, guessed from the key's extension."""
-    if key.endswith(".webm"):
-        return "video/webm"
-    guessed, _ = mimetypes.guess_type(key, strict=False)
-    return guessed or "application/octet-stream"
 
 
 def _prove(

@@ -6,8 +6,8 @@ import hashlib
 import google_crc32c
 import httpx
 
-from pipeline.download.digests import Digests
 from pipeline.download.source_checksum import announced_checksums, compare
+from storage_backends.checksums import Hasher
 
 DATA = b"recording bytes" * 1000
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -15,8 +15,8 @@ CRC = base64.b64encode(google_crc32c.Checksum(DATA).digest()).decode()
 SHA_B64 = base64.b64encode(hashlib.sha256(DATA).digest()).decode()
 
 
-def digests_of(data: bytes, md5: bool = True) -> Digests:
-    digests = Digests(md5=md5)
+def digests_of(data: bytes, md5: bool = True) -> Hasher:
+    digests = Hasher(md5=md5)
     digests.update(data)
     return digests
 
@@ -66,3 +66,16 @@ def test_composite_s3_checksums_are_not_compared() -> None:
 def test_no_checksum_offered_is_recorded_as_such() -> None:
     [check] = compare([], digests_of(DATA))
     assert check.ok and check.detail == "the source announced no checksum"
+
+
+def test_one_hasher_gives_every_digest_in_one_pass_pieces_or_whole() -> None:
+    whole = digests_of(DATA)
+    pieces = Hasher(md5=True)
+    pieces.update_all([DATA[:7], DATA[7:100], DATA[100:]])
+    assert (pieces.size, pieces.sha256, pieces.crc32c, pieces.md5) == (
+        len(DATA),
+        hashlib.sha256(DATA).hexdigest(),
+        whole.crc32c,
+        hashlib.md5(DATA, usedforsecurity=False).hexdigest(),
+    )
+    assert digests_of(DATA, md5=False).md5 is None

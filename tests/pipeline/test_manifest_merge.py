@@ -90,3 +90,16 @@ def test_merge_is_idempotent_and_keeps_everything_from_both_writers(a, b):
     assert _content(once) == _content(twice)
     keys = {seg.key for _, _, seg in once.segments()}
     assert keys == {seg.key for _, _, seg in a.segments} | {seg.key for _, _, seg in b.segments}
+
+
+def test_a_track_reported_failed_and_stopped_ends_stopped_in_the_manifest_as_in_the_receiver():
+    from pipeline.events import Lifecycle
+
+    update = ManifestUpdate(
+        session_id="s",
+        lifecycle=[("p", "audio", "stopped", T0), ("p", "audio", "failed", T0)],
+    )
+    entry = merge(None, update).lifecycle["p"]["audio"]
+    receiver = max((Lifecycle.STOPPED, Lifecycle.FAILED), key=lambda stage: stage.rank)
+    assert entry.state == receiver.value == "stopped"
+    assert entry.seen == ["failed", "stopped"]

@@ -10,7 +10,13 @@ from pipeline.archive.manifests import flush_manifests
 from pipeline.checks import Check
 from pipeline.journal import NewSegment, SegmentState, SQLiteJournal
 from pipeline.manifest import read_manifest
-from pipeline.segment import SegmentStart, StartSource, StoredSegment, StreamSummary
+from pipeline.segment import (
+    SegmentStart,
+    StartSource,
+    StoredSegment,
+    StreamSummary,
+    content_type_for,
+)
 from storage_backends import BackendOptions, LocalOptions, open_backend
 
 T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
@@ -165,3 +171,11 @@ def test_known_starts_sort_in_time_before_unknown_ones_by_arrival() -> None:
         ]
     )
     assert [name for _, name in keys] == ["early", "late", "unknown"]
+
+
+def test_one_media_type_table_for_stored_and_copied_objects() -> None:
+    assert content_type_for("s/p/audio/a.bin", "matroska") == "video/x-matroska"
+    assert content_type_for("s/p/audio/a.webm", "unknown") == "application/octet-stream"
+    assert content_type_for("s/p/audio/a.webm") == "video/webm"
+    assert content_type_for("s/p/audio/a.mp4") == "video/mp4"
+    assert content_type_for("s/p/audio/a") == "application/octet-stream"
