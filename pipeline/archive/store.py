@@ -27,12 +27,20 @@ log = logging.getLogger(__name__)
 
 
 
-def _same_content(stat: ObjectStat | None, result: DownloadResult) -> bool:
-    if stat is None or stat.size != result.size:
+def _same_content(backend: Backend, stat: ObjectStat, result: DownloadResult) -> bool:
+    """Whether the object already at a key holds exactly the verified bytes.
+
+    Its recorded checksums can only rule it out: a record can be stale (a local
+    file changed in place) and a CRC32C can agree by design, so a candidate is
+    read back and both checksums proved before it counts as already archived.
+    """
+    if stat.size != result.size:
         return False
-    if stat.sha256 is not None:
-        return stat.sha256 == result.sha256
-    return stat.crc32c is not None and stat.crc32c == result.crc32c
+    if stat.crc32c is not None and stat.crc32c != result.crc32c:
+        return False
+    if stat.sha256 is not None and stat.sha256 != result.sha256:
+        return False
+    return holds_exactly(backend, stat.key, result)
 
 
 def _put_create_only(
@@ -58,10 +66,10 @@ def _put_create_only(
             return stat, False
         except PreconditionFailed:
             existing = backend.stat(key)
-            if _same_content(existing, result):
-                return existing, True
             if existing is None:
                 continue  # deleted between our write and our look: try once more
+            if _same_content(backend, existing, result):
+                return existing, True
             return None, True
         except IntegrityError:
             # The bytes on disk were verified; a corrupted upload is retried once.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,27 @@ def test_same_size_other_content_is_stored_as_a_conflict_copy(
     entries = {s.key: s for _, _, s in manifest.segments()}
     assert key not in entries
     assert entries[stored_at].conflictWith == key and entries[stored_at].sha256 == ours
+
+
+@pytest.mark.parametrize("target", ["local"], indirect=True)
+def test_a_stale_record_at_the_key_is_not_taken_for_the_archived_file(
+    target, meeting, origin, run_archive, archived, tmp_path: Path
+) -> None:
+    # The object was once this very segment, then changed in place (same size,
+    # same CRC32C, mtime restored): its stored record still names our SHA-256.
+    bodies = serve_meeting(origin, meeting)
+    seg = meeting.segments[0]
+    key = segment_key(meeting.session_id, seg.participant_id, seg.kind, seg.filename)
+    crc, sha, _ = hash_file(seg.path)
+    archived.put_file(key, seg.path, crc32c=crc, sha256=sha)
+    path = archived.local_path(key)
+    before = os.stat(path)
+    path.write_bytes(same_crc32c(seg.path.read_bytes(), at=before.st_size // 2))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert archived.stat(key).sha256 == sha  # the record still claims our content
+
+    run = run_archive(write_jsonl(tmp_path / "w.jsonl", bodies))
+    assert run.exit_code == 0, run.result.output
+    assert [c["key"] for c in run.summary["conflicts"]] == [key]
+    stored_at = run.summary["conflicts"][0]["storedAt"]
+    assert archived.get_bytes(stored_at)[0] == seg.path.read_bytes()
