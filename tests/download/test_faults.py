@@ -101,7 +101,7 @@ async def test_404_beyond_the_grace_period_fails(origin: Origin, tmp_path: Path)
     result = await fetch(origin, "missing.webm", tmp_path / "m.webm", not_found_grace=0.5)
     assert not result.ok
     assert "HTTP 404 for 0.5 s" in (result.reason or "")
-    assert 0.5 <= time.monotonic() - started < 3
+    assert time.monotonic() - started >= 0.5  # it kept asking for the whole grace period
     assert origin.hits("missing.webm") >= 2
 
 
@@ -121,12 +121,10 @@ async def test_the_overall_deadline_stops_a_drip_that_keeps_the_throughput_guard
     origin: Origin, webm_video: Path, tmp_path: Path
 ) -> None:
     origin.add("v.webm", webm_video.read_bytes(), drip=(100, 0.02))
-    started = time.monotonic()
     result = await fetch(origin, "v.webm", tmp_path / "v.webm", deadline=0.5)
     assert not result.ok
     assert result.checks[0].name == "deadline"
     assert "done within 0.5 s" in (result.reason or "")
-    assert time.monotonic() - started < 2
 
 
 async def test_a_content_length_larger_than_the_file_fails_naming_both_sizes(

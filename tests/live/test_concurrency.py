@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
@@ -43,12 +42,9 @@ def test_200_concurrent_deliveries_none_lost(
     payloads = real + filler
     assert len(payloads) == DELIVERIES
 
-    began = time.monotonic()
     statuses = asyncio.run(_deliver_all(standin, receiver, payloads))
-    elapsed = time.monotonic() - began
 
     assert statuses == [200] * DELIVERIES
-    assert elapsed < 30, f"{DELIVERIES} deliveries took {elapsed:.1f}s"
     journal = receiver.journal()
     try:
         assert journal.counts()["events"] == DELIVERIES
