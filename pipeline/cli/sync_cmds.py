@@ -11,15 +11,26 @@ from typing import Any
 import click
 from rich.progress import TaskID
 
+from storage_backends import Backend
+
 from ..config import Config
 from ..errors import UnsafeIdentifier
 from ..layout import session_prefix
 from ..query import FORMATS, list_segments, list_sessions, render
-from ..sync import DEFAULT_CONCURRENCY, Outcome, SyncItem, SyncOptions, SyncProgress, SyncReport
+from ..sync import (
+    DEFAULT_CONCURRENCY,
+    Copier,
+    Outcome,
+    SyncItem,
+    SyncOptions,
+    SyncProgress,
+    SyncReport,
+)
 from ..sync import sync as run_sync
 from .common import (
     EXIT_FAILED,
     backend_option,
+    broker_option,
     config_option,
     load,
     open_configured_backend,
@@ -109,6 +120,7 @@ def _check_sessions(
     show_default=True,
     help="Copies in flight at once.",
 )
+@broker_option
 @config_option
 @translate_errors
 def sync(
@@ -120,14 +132,18 @@ def sync(
     overwrite: bool,
     as_json: bool,
     concurrency: int,
+    broker_url: str | None,
     config_path: Path | None,
 ) -> None:
     """Copy the archive at SRC_URL to DST_URL: only what is missing, verified end to end.
 
+    With --broker the segment copies run on `track-archive worker` processes
+    started with --allow-root for both roots; manifests are still written here, last.
+
     Exit 0 when the destination holds all of the source's content, 1 when any
     copy failed or a conflict was left alone, 2 for usage or configuration errors.
     """
-    config = load(config_path)
+    config = load(config_path, **{"queue.broker": broker_url})
     options = SyncOptions(
         dry_run=dry_run,
         sessions=sessions,
@@ -141,7 +157,7 @@ def sync(
     try:
         dest = open_configured_backend(config, dst_url)
         try:
-            report = run_sync(source, dest, options, bar)
+            report = run_sync(source, dest, options, bar, _copier(broker_url, config, source, dest))
         finally:
             if bar is not None:
                 bar.stop()
@@ -159,6 +175,18 @@ def sync(
         _print_report(report)
     if not report.ok:
         sys.exit(EXIT_FAILED)
+
+
+def _copier(
+    broker_url: str | None, config: Config, source: Backend, dest: Backend
+) -> Copier | None:
+    """With --broker, the copies go to the workers; otherwise ``None`` (copied here)."""
+    if not broker_url:
+        return None
+    from ..queue.app import BrokerSettings, make_app
+    from ..queue.copying import BrokerCopier
+
+    return BrokerCopier(make_app(BrokerSettings.from_config(config)), source, dest)
 
 
 def _staging(config: Config) -> Path | None:

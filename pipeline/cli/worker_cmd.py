@@ -33,6 +33,13 @@ from .common import (
     help="Serve Prometheus metrics on this port (queue.metrics_port).",
 )
 @allow_origin_option
+@click.option(
+    "--allow-root",
+    "allow_roots",
+    multiple=True,
+    metavar="URL",
+    help="A storage root sync --broker may copy from or to (repeatable; queue.sync_roots).",
+)
 @translate_errors
 def worker(
     config_path: Path | None,
@@ -41,6 +48,7 @@ def worker(
     concurrency: int | None,
     metrics_port: int | None,
     allow_origins: tuple[str, ...],
+    allow_roots: tuple[str, ...],
 ) -> None:
     """Archive segments queued on the broker by serve --broker and archive --broker.
 
@@ -58,6 +66,7 @@ def worker(
             "queue.concurrency": concurrency,
             "queue.metrics_port": metrics_port,
             "download.allowed_origins": list(allow_origins) or None,
+            "queue.sync_roots": list(allow_roots) or None,
         },
     )
     setup_logging(config.log_level)
@@ -66,9 +75,18 @@ def worker(
     quarantine = open_configured_backend(
         config, config.queue.quarantine or str(config.state.quarantine_dir)
     )
+    roots = [open_configured_backend(config, url) for url in config.queue.sync_roots]
     try:
-        code = run_worker(config, backend=backend, quarantine=quarantine, policy=policy)
+        code = run_worker(
+            config,
+            backend=backend,
+            quarantine=quarantine,
+            policy=policy,
+            sync_roots={root.url: root for root in roots},
+        )
     finally:
+        for root in roots:
+            root.close()
         quarantine.close()
         backend.close()
     sys.exit(code)

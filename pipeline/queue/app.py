@@ -88,7 +88,9 @@ def _transport_options(settings: BrokerSettings) -> dict[str, Any]:
 
 def make_app(settings: BrokerSettings) -> Celery:
     """A Celery app on ``settings.url`` with the durable settings described above."""
-    app = Celery("track_archive", broker=settings.url, set_as_current=False)
+    # Results (only ``sync --broker`` copies keep one) travel over the broker itself.
+    results = settings.url if settings.is_redis else "rpc://"
+    app = Celery("track_archive", broker=settings.url, backend=results, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Mapping
 
 from storage_backends import Backend
 
 from ..config import Config
 from ..download import DownloadPolicy
 from .app import SEGMENT_QUEUE, BrokerSettings, make_app
+from .copying import register_copy_task
 from .merger import ManifestMerger
 from .metrics import WorkerMetrics
 from .tasks import register_tasks
@@ -20,13 +22,19 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(
-    config: Config, *, backend: Backend, quarantine: Backend, policy: DownloadPolicy
+    config: Config,
+    *,
+    backend: Backend,
+    quarantine: Backend,
+    policy: DownloadPolicy,
+    sync_roots: Mapping[str, Backend] | None = None,
 ) -> int:
     """Archive segments from the broker until SIGTERM/SIGINT; return the exit code.
 
     ``queue.concurrency`` task threads share one downloader; finished entries
     are merged into manifests by one merger thread (see ``merger``). A warm
     shutdown lets running tasks finish and merges what is buffered.
+    ``sync_roots`` (by URL) are the roots ``sync --broker`` copies may use.
     """
     settings = BrokerSettings.from_config(config)
     app = make_app(settings)
@@ -52,6 +60,7 @@ def run_worker(
             metrics=metrics,
         ) as worker:
             register_tasks(app, worker, policy)
+            register_copy_task(app, sync_roots or {}, temp_dir=staging)
             merger.start()
             try:
                 celery_worker = app.Worker(

@@ -9,12 +9,13 @@ from .copy import Copied, CopyMismatch, copy_object
 from .digest import Digest, Verdict, compare
 from .plan import Action, Plan, Step, build_plan
 from .report import Outcome, SyncItem, SyncProgress, SyncReport
-from .run import DEFAULT_CONCURRENCY, SyncOptions, sync
+from .run import DEFAULT_CONCURRENCY, Copier, SyncOptions, copy_one, sync
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "Action",
     "Copied",
+    "Copier",
     "CopyMismatch",
     "Digest",
     "Outcome",
@@ -28,5 +29,6 @@ __all__ = [
     "build_plan",
     "compare",
     "copy_object",
+    "copy_one",
     "sync",
 ]

@@ -20,11 +20,14 @@ from storage_backends.errors import ObjectNotFound, PreconditionFailed, StorageE
 
 from ..errors import ConfigError, TrackArchiveError
 from .copy import copy_object
+from .digest import Digest
 from .manifests import Relation, listed_keys, relation, write_manifest
 from .plan import Action, Listing, Plan, Step, build_plan, read_small
 from .report import Outcome, SyncItem, SyncProgress, SyncReport
 
 DEFAULT_CONCURRENCY = 8
+#: Copies planned segments elsewhere and yields each one's outcome as it finishes.
+Copier = Callable[[list[Step]], Iterable[tuple[Step, SyncItem]]]
 #: What a failed copy or delete may raise; anything else is a bug or an interruption.
 _EXPECTED_ERRORS = (StorageError, TrackArchiveError, OSError)
 
@@ -90,26 +93,52 @@ def _failure(step: Step, exc: BaseException) -> SyncItem:
     return SyncItem(step.key, Outcome.FAILED, step.size, f"{type(exc).__name__}: {exc}")
 
 
+def copy_one(
+    source: Backend,
+    dest: Backend,
+    key: str,
+    *,
+    expected: Digest | None,
+    replace: bool,
+    size: int = 0,
+    source_stat: ObjectStat | None = None,
+    temp_dir: Path | None = None,
+) -> SyncItem:
+    """Copy one planned segment and re-prove it; the outcome as the sync report records it."""
+    try:
+        copied = copy_object(
+            source,
+            dest,
+            key,
+            source_stat=source_stat,
+            expected=expected,
+            replace=replace,
+            temp_dir=temp_dir,
+        )
+    except PreconditionFailed:
+        return SyncItem(
+            key, Outcome.CONFLICT, size, "an object appeared at the destination meanwhile"
+        )
+    except _EXPECTED_ERRORS as exc:
+        return SyncItem(key, Outcome.FAILED, size, f"{type(exc).__name__}: {exc}")
+    reason = "replaced" if replace else None
+    return SyncItem(key, Outcome.COPIED, copied.digest.size, reason, copied.server_side)
+
+
 def _copy_segment(job: _Job, step: Step) -> SyncItem:
     replace = step.action is Action.REPLACE
     if job.options.dry_run:
         return _item(step, Outcome.COPIED, "would replace" if replace else "would copy")
-    try:
-        copied = copy_object(
-            job.source,
-            job.dest,
-            step.key,
-            source_stat=step.source,
-            expected=step.expected,
-            replace=replace,
-            temp_dir=job.options.temp_dir,
-        )
-    except PreconditionFailed:
-        return _item(step, Outcome.CONFLICT, "an object appeared at the destination meanwhile")
-    except _EXPECTED_ERRORS as exc:
-        return _failure(step, exc)
-    reason = "replaced" if replace else None
-    return SyncItem(step.key, Outcome.COPIED, copied.digest.size, reason, copied.server_side)
+    return copy_one(
+        job.source,
+        job.dest,
+        step.key,
+        expected=step.expected,
+        replace=replace,
+        size=step.size,
+        source_stat=step.source,
+        temp_dir=job.options.temp_dir,
+    )
 
 
 def _segment_step(job: _Job, step: Step) -> SyncItem:
@@ -204,8 +233,12 @@ def sync(
     dest: Backend,
     options: SyncOptions | None = None,
     progress: SyncProgress | None = None,
+    copier: Copier | None = None,
 ) -> SyncReport:
     """Make ``dest`` hold ``source``'s objects, verified; see ``SyncOptions``.
+
+    ``copier`` performs the segment copies elsewhere (``sync --broker``: on the
+    workers), yielding each step's outcome; manifests and deletions stay here.
 
     Raises only for problems with the whole run (a listing that fails);
     per-object problems are reported in the returned ``SyncReport``.
@@ -230,7 +263,11 @@ def sync(
         for step in segments:
             if step.action not in (Action.COPY, Action.REPLACE):
                 job.record(step, _segment_step(job, step))
-        job.run_all(copies, lambda s: _segment_step(job, s))
+        if copier is not None and copies and not options.dry_run:
+            for step, item in copier(copies):
+                job.record(step, item)
+        else:
+            job.run_all(copies, lambda s: _segment_step(job, s))
 
         manifests = [s for s in plan.steps if s.is_manifest]
         for step in manifests:
