@@ -184,6 +184,7 @@ async def _archive_sources(
             if progress is not None:
                 progress.stop()
         summary = summarise(run.journal, touched, outcomes)
+        summary.manifest_failures = run.archiver.manifest_failures
     summary.input_errors = input_errors
     summary.ignored_events = ignored
     return summary

@@ -64,8 +64,12 @@ def buffered(raw: TranslatingReader, buffer_size: int = 1024 * 1024) -> BinaryIO
 
 
 def temp_path_for(dest: Path) -> Path:
-    """A fresh temp file name beside ``dest`` (same directory, so rename is atomic)."""
-    return dest.parent / f"{TEMP_PREFIX}{dest.name}.{secrets.token_hex(6)}"
+    """A fresh temp file name beside ``dest`` (same directory, so rename is atomic).
+
+    The name does not grow with ``dest``'s: any name that fits a directory has
+    a temp name that fits too (43 bytes).
+    """
+    return dest.parent / f"{TEMP_PREFIX}{secrets.token_hex(12)}"
 
 
 def fsync_dir(directory: Path) -> None:

@@ -19,9 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, ClassVar
+
+from storage_backends.checksums import normalize_crc32c, normalize_sha256
+from storage_backends.errors import InvalidKey
+from storage_backends.keys import MAX_KEY_BYTES, validate_key, validate_prefix
 
 #: Largest document ``get_bytes`` reads whole unless told otherwise (manifests).
 DEFAULT_MAX_SMALL_OBJECT = 64 * 1024 * 1024
@@ -43,7 +47,13 @@ class ObjectStat:
 
 
 class Backend(ABC):
-    """One archive root on one storage service."""
+    """One archive root on one storage service.
+
+    The public methods are the contract: each checks its key with the one key
+    rule (``keys.validate_key``), normalizes checksums and checks its
+    preconditions' arguments once, here, then calls the backend's private
+    operation (``_put_file``, ``_stat`` ...), which may trust its arguments.
+    """
 
     #: URL scheme this backend registers under (``file``, ``s3``, ``gs``).
     scheme: ClassVar[str]
@@ -53,9 +63,17 @@ class Backend(ABC):
     def url(self) -> str:
         """The root as a URL, without credentials (used in every message)."""
 
+    @property
+    def max_key_bytes(self) -> int:
+        """The longest key this root holds: 1024 bytes less any bucket prefix."""
+        return MAX_KEY_BYTES
+
+    def check_key(self, key: str) -> str:
+        """Return ``key`` if this backend may store it, else raise ``InvalidKey``."""
+        return validate_key(key, max_bytes=self.max_key_bytes, backend=self.url)
+
     # -- writes ---------------------------------------------------------------
 
-    @abstractmethod
     def put_file(
         self,
         key: str,
@@ -73,8 +91,17 @@ class Backend(ABC):
         ``IntegrityError`` and leave no object at the key. With ``if_absent``
         raise ``PreconditionFailed`` when an object already exists.
         """
+        self.check_key(key)
+        return self._put_file(
+            key,
+            path,
+            crc32c=normalize_crc32c(crc32c),
+            sha256=normalize_sha256(sha256),
+            content_type=content_type,
+            metadata=dict(metadata or {}),
+            if_absent=if_absent,
+        )
 
-    @abstractmethod
     def put_bytes(
         self,
         key: str,
@@ -90,34 +117,49 @@ class Backend(ABC):
         ``if_absent`` is create-only; ``if_version`` is compare-and-swap against
         ``ObjectStat.version``. A lost condition raises ``PreconditionFailed``.
         """
+        if if_absent and if_version is not None:
+            raise ValueError("if_absent and if_version are mutually exclusive")
+        self.check_key(key)
+        return self._put_bytes(
+            key,
+            data,
+            content_type=content_type,
+            metadata=dict(metadata or {}),
+            if_absent=if_absent,
+            if_version=if_version,
+        )
 
-    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; raise ``ObjectNotFound`` when there is none."""
+        self._delete(self.check_key(key))
 
     # -- reads ----------------------------------------------------------------
 
-    @abstractmethod
     def stat(self, key: str) -> ObjectStat | None:
         """Describe the object at ``key`` or return ``None`` when absent."""
+        return self._stat(self.check_key(key))
 
-    @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectStat]:
-        """Yield every object whose key starts with ``prefix``, paginating lazily."""
+        """Yield every object whose key starts with ``prefix``, paginating lazily.
 
-    @abstractmethod
+        The prefix is checked at once, not at the first ``next``.
+        """
+        validate_prefix(prefix, max_bytes=self.max_key_bytes)
+        return self._list(prefix)
+
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Open the object as a binary stream (``with backend.open_read(k) as f``)."""
+        return self._open_read(self.check_key(key))
 
-    @abstractmethod
     def get_file(self, key: str, dest: Path) -> ObjectStat:
         """Download to ``dest`` (written via a temp file, renamed at the end)."""
+        return self._get_file(self.check_key(key), dest)
 
-    @abstractmethod
     def get_bytes(
         self, key: str, *, max_size: int = DEFAULT_MAX_SMALL_OBJECT
     ) -> tuple[bytes, ObjectStat]:
         """Read a small object whole, with the stat matching the bytes read."""
+        return self._get_bytes(self.check_key(key), max_size=max_size)
 
     # -- optional -------------------------------------------------------------
 
@@ -129,7 +171,9 @@ class Backend(ABC):
         Return ``None`` when this pair cannot copy server-side; callers then
         stream through ``open_read``/``put_file``. Metadata (``sha256``) travels.
         """
-        return None
+        source.check_key(source_key)
+        self.check_key(key)
+        return self._copy_within(source, source_key, key, if_absent=if_absent)
 
     def local_path(self, key: str) -> Path | None:
         """The regular file behind ``key`` on this machine, when there is one.
@@ -137,6 +181,72 @@ class Backend(ABC):
         Lets a copy read a local object in place instead of streaming it; only
         the local backend has such files, with its own path checks applied.
         """
+        try:
+            self.check_key(key)
+        except InvalidKey:
+            return None
+        return self._local_path(key)
+
+    def clean_leftovers(self, *, older_than: timedelta | None = None) -> int:
+        """Remove what runs killed mid-write left in this root; return how many.
+
+        Only leftovers no live writer can own are removed: older than
+        ``older_than`` (each backend has a safe default), and on local disk
+        also not locked by a live process.
+        """
+        return 0
+
+    # -- the backend's own operations, called with checked arguments -----------
+
+    @abstractmethod
+    def _put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        crc32c: str,
+        sha256: str,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
+    ) -> ObjectStat: ...
+
+    @abstractmethod
+    def _put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_version: str | None,
+    ) -> ObjectStat: ...
+
+    @abstractmethod
+    def _delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def _stat(self, key: str) -> ObjectStat | None: ...
+
+    @abstractmethod
+    def _list(self, prefix: str) -> Iterator[ObjectStat]: ...
+
+    @abstractmethod
+    def _open_read(self, key: str) -> AbstractContextManager[BinaryIO]: ...
+
+    @abstractmethod
+    def _get_file(self, key: str, dest: Path) -> ObjectStat: ...
+
+    @abstractmethod
+    def _get_bytes(self, key: str, *, max_size: int) -> tuple[bytes, ObjectStat]: ...
+
+    def _copy_within(
+        self, source: Backend, source_key: str, key: str, *, if_absent: bool
+    ) -> ObjectStat | None:
+        return None
+
+    def _local_path(self, key: str) -> Path | None:
         return None
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ stat first also refuses a write that would lose before any bytes are sent.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -24,17 +24,11 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from storage_backends._streams import CrcReader, TranslatingReader, atomic_output, buffered
-from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
-from storage_backends.checksums import (
-    Hasher,
-    hash_bytes,
-    hash_file,
-    normalize_crc32c,
-    normalize_sha256,
-)
+from storage_backends.base import Backend, ObjectStat
+from storage_backends.checksums import Hasher, hash_bytes, hash_file
 from storage_backends.errors import IntegrityError, ObjectNotFound, PreconditionFailed, StorageError
 from storage_backends.gcs_errors import GCS_ERRORS, translate_gcs_error
-from storage_backends.keys import validate_key, validate_prefix
+from storage_backends.keys import MAX_KEY_BYTES
 from storage_backends.options import GCSOptions
 
 
@@ -95,8 +89,11 @@ class GCSBackend(Backend):
         """The options this backend was opened with."""
         return self._options
 
+    @property
+    def max_key_bytes(self) -> int:
+        return MAX_KEY_BYTES - (len(self._prefix.encode()) + 1 if self._prefix else 0)
+
     def _full(self, key: str) -> str:
-        validate_key(key)
         return f"{self._prefix}/{key}" if self._prefix else key
 
     def _error(
@@ -119,7 +116,7 @@ class GCSBackend(Backend):
     def _check_condition(self, key: str, *, if_absent: bool, if_version: str | None) -> None:
         if not if_absent and if_version is None:
             return
-        current = self.stat(key)
+        current = self._stat(key)
         if if_absent and current is not None:
             raise PreconditionFailed(
                 "create-only write: an object already exists", backend=self._url, key=key
@@ -144,25 +141,24 @@ class GCSBackend(Backend):
 
     # -- writes ------------------------------------------------------------------
 
-    def put_file(
+    def _put_file(
         self,
         key: str,
         path: Path,
         *,
         crc32c: str,
         sha256: str,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        if_absent: bool = False,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
     ) -> ObjectStat:
         """Upload ``path`` with the caller's CRC32C on the object for the service to check."""
         full = self._full(key)
-        crc32c, sha256 = normalize_crc32c(crc32c), normalize_sha256(sha256)
         size = path.stat().st_size
         self._check_condition(key, if_absent=if_absent, if_version=None)
         blob = self._bucket.blob(full, chunk_size=self._options.chunk_size)
         blob.crc32c = crc32c
-        blob.metadata = {**(metadata or {}), "sha256": sha256}
+        blob.metadata = {**metadata, "sha256": sha256}
         # Without a size the client always chooses a resumable upload.
         declared = size if size <= self._options.resumable_threshold else None
         with open(path, "rb") as file:
@@ -208,25 +204,23 @@ class GCSBackend(Backend):
             )
         return stat
 
-    def put_bytes(
+    def _put_bytes(
         self,
         key: str,
         data: bytes,
         *,
-        content_type: str = "application/octet-stream",
-        metadata: Mapping[str, str] | None = None,
-        if_absent: bool = False,
-        if_version: str | None = None,
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_version: str | None,
     ) -> ObjectStat:
         """Upload a small document, optionally with ``if_generation_match``."""
-        if if_absent and if_version is not None:
-            raise ValueError("if_absent and if_version are mutually exclusive")
         full = self._full(key)
         self._check_condition(key, if_absent=if_absent, if_version=if_version)
         crc32c, sha256 = hash_bytes(data)
         blob = self._bucket.blob(full)
         blob.crc32c = crc32c
-        blob.metadata = {**(metadata or {}), "sha256": sha256}
+        blob.metadata = {**metadata, "sha256": sha256}
         try:
             blob.upload_from_string(
                 data,
@@ -240,7 +234,7 @@ class GCSBackend(Backend):
             raise self._error(exc, key, "put_bytes", writing=True) from exc
         return self._verify_stored(key, blob, len(data), crc32c)
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         """Delete the object (all of its live generation)."""
         try:
             self._bucket.blob(self._full(key)).delete(
@@ -249,8 +243,8 @@ class GCSBackend(Backend):
         except GCS_ERRORS as exc:
             raise self._error(exc, key, "delete") from exc
 
-    def copy_within(
-        self, source: Backend, source_key: str, key: str, *, if_absent: bool = False
+    def _copy_within(
+        self, source: Backend, source_key: str, key: str, *, if_absent: bool
     ) -> ObjectStat | None:
         """Server-side rewrite from another ``gs://`` root on the same endpoint."""
         if not isinstance(source, GCSBackend) or source.options.endpoint != self._options.endpoint:
@@ -298,16 +292,15 @@ class GCSBackend(Backend):
         """
         return self._bucket.blob(blob.name, generation=blob.generation)
 
-    def stat(self, key: str) -> ObjectStat | None:
+    def _stat(self, key: str) -> ObjectStat | None:
         """Fetch the object resource; ``None`` when absent."""
         try:
             return self._stat_of(key, self._blob(key, "stat"))
         except ObjectNotFound:
             return None
 
-    def list(self, prefix: str = "") -> Iterator[ObjectStat]:
+    def _list(self, prefix: str) -> Iterator[ObjectStat]:
         """objects.list page by page; listings carry crc32c and metadata."""
-        validate_prefix(prefix)
         root = f"{self._prefix}/" if self._prefix else ""
         blobs = self._client.list_blobs(
             self._bucket,
@@ -322,7 +315,7 @@ class GCSBackend(Backend):
         except GCS_ERRORS as exc:
             raise self._error(exc, prefix, "list") from exc
 
-    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+    def _open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Stream the current generation in ``chunk_size`` ranged reads."""
         blob = self._blob(key, "open_read")
         try:
@@ -360,7 +353,7 @@ class GCSBackend(Backend):
             )
         return hasher
 
-    def get_file(self, key: str, dest: Path) -> ObjectStat:
+    def _get_file(self, key: str, dest: Path) -> ObjectStat:
         """Download to ``dest`` via a temp file, checking size and CRC32C."""
         blob = self._blob(key, "get_file")
         # Taken before the download, which may refresh the blob from response headers.
@@ -369,9 +362,7 @@ class GCSBackend(Backend):
             self._download(blob, out, key, "get_file")
         return stat
 
-    def get_bytes(
-        self, key: str, *, max_size: int = DEFAULT_MAX_SMALL_OBJECT
-    ) -> tuple[bytes, ObjectStat]:
+    def _get_bytes(self, key: str, *, max_size: int) -> tuple[bytes, ObjectStat]:
         """Read a small object whole, checking its CRC32C."""
         blob = self._blob(key, "get_bytes")
         if int(blob.size or 0) > max_size:

@@ -26,7 +26,7 @@ import errno
 import os
 import stat as stat_mod
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -34,8 +34,8 @@ from typing import Any, BinaryIO, cast
 from storage_backends._copy import COPY_CHUNK_SIZE, Digests, advise_sequential, copy_hashed
 from storage_backends._local_meta import LOCK_DIR, key_lock, read_attrs, stat_of, write_attrs
 from storage_backends._streams import TEMP_PREFIX, fsync_dir, make_dirs, temp_path_for
-from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
-from storage_backends.checksums import hash_bytes, normalize_crc32c, normalize_sha256
+from storage_backends.base import Backend, ObjectStat
+from storage_backends.checksums import hash_bytes
 from storage_backends.errors import (
     BackendConfigError,
     IntegrityError,
@@ -45,12 +45,10 @@ from storage_backends.errors import (
     PreconditionFailed,
     StorageError,
 )
-from storage_backends.keys import validate_key, validate_prefix
+from storage_backends.keys import INTERNAL_PREFIX
 from storage_backends.options import LocalOptions
 
-#: Names starting with this are the backend's own (temp files, locks); keys may not use it.
-RESERVED_PREFIX = ".track-archive"
-assert TEMP_PREFIX.startswith(RESERVED_PREFIX) and LOCK_DIR.startswith(RESERVED_PREFIX)
+assert TEMP_PREFIX.startswith(INTERNAL_PREFIX) and LOCK_DIR.startswith(INTERNAL_PREFIX)
 #: ``os.link`` errors meaning "this filesystem has no hard links" rather than a real failure.
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
@@ -81,10 +79,7 @@ class LocalBackend(Backend):
     # -- paths and errors ------------------------------------------------------
 
     def _path(self, key: str) -> Path:
-        validate_key(key)
         parts = key.split("/")
-        if any(part.startswith(RESERVED_PREFIX) for part in parts):
-            raise InvalidKey("key segment uses the reserved .track-archive prefix", key=key)
         if not self._no_symlinks(parts):
             raise InvalidKey(
                 "key resolves through a symlink or outside the archive root",
@@ -111,7 +106,7 @@ class LocalBackend(Backend):
                 return False
         return True
 
-    def local_path(self, key: str) -> Path | None:
+    def _local_path(self, key: str) -> Path | None:
         try:
             path = self._path(key)
             return path if stat_mod.S_ISREG(os.lstat(path).st_mode) else None
@@ -211,26 +206,25 @@ class LocalBackend(Backend):
             return None
         return stat_of(key, st, read_attrs(path)).version
 
-    def put_file(
+    def _put_file(
         self,
         key: str,
         path: Path,
         *,
         crc32c: str,
         sha256: str,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        if_absent: bool = False,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
     ) -> ObjectStat:
         """Copy ``path`` to ``key``, recomputing both checksums on the way."""
         dest = self._path(key)
-        crc32c, sha256 = normalize_crc32c(crc32c), normalize_sha256(sha256)
         # Fail fast before copying; the link at commit time is what decides.
         if if_absent and os.path.lexists(dest):
             raise PreconditionFailed(
                 "create-only write: an object already exists", backend=self.url, key=key
             )
-        attrs = {"metadata": dict(metadata or {}), "content_type": content_type}
+        attrs = {"metadata": metadata, "content_type": content_type}
         # The caller's own file: its OSError is the caller's, not a storage error.
         # Unbuffered: chunks go from the kernel straight into the bytes we hash.
         source = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in the finally below
@@ -254,21 +248,19 @@ class LocalBackend(Backend):
             raise self._error(exc, key, "put_file") from exc
         return stat
 
-    def put_bytes(
+    def _put_bytes(
         self,
         key: str,
         data: bytes,
         *,
-        content_type: str = "application/octet-stream",
-        metadata: Mapping[str, str] | None = None,
-        if_absent: bool = False,
-        if_version: str | None = None,
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_version: str | None,
     ) -> ObjectStat:
         """Write a small document atomically, optionally create-only or compare-and-swap."""
-        if if_absent and if_version is not None:
-            raise ValueError("if_absent and if_version are mutually exclusive")
         dest = self._path(key)
-        attrs = {"metadata": dict(metadata or {}), "content_type": content_type}
+        attrs = {"metadata": metadata, "content_type": content_type}
         try:
             tmp, _, stat = self._write_temp(key, dest, [data], attrs, len(data))
             self._commit(tmp, dest, key, if_absent=if_absent, if_version=if_version)
@@ -276,7 +268,7 @@ class LocalBackend(Backend):
             raise self._error(exc, key, "put_bytes") from exc
         return stat
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         """Remove the file at ``key``."""
         path = self._path(key)
         try:
@@ -289,7 +281,7 @@ class LocalBackend(Backend):
 
     # -- reads -------------------------------------------------------------------
 
-    def stat(self, key: str) -> ObjectStat | None:
+    def _stat(self, key: str) -> ObjectStat | None:
         """Describe the file at ``key`` without reading it."""
         path = self._path(key)
         try:
@@ -302,9 +294,8 @@ class LocalBackend(Backend):
             return None
         return stat_of(key, st, read_attrs(path))
 
-    def list(self, prefix: str = "") -> Iterator[ObjectStat]:
+    def _list(self, prefix: str) -> Iterator[ObjectStat]:
         """Yield files under ``prefix`` in key order, walking directories lazily."""
-        validate_prefix(prefix)
         directory, _, name_start = prefix.rpartition("/")
         start = self._root / directory if directory else self._root
         if directory and not self._no_symlinks(directory.split("/")):
@@ -320,7 +311,7 @@ class LocalBackend(Backend):
             raise self._error(exc, key_dir, "list") from exc
         ordered: list[tuple[str, os.DirEntry[str]]] = []
         for entry in entries:
-            if entry.name.startswith(RESERVED_PREFIX) or not entry.name.startswith(name_start):
+            if entry.name.startswith(INTERNAL_PREFIX) or not entry.name.startswith(name_start):
                 continue
             if entry.is_symlink():
                 continue
@@ -338,7 +329,7 @@ class LocalBackend(Backend):
                     continue
                 yield stat_of(key, st, read_attrs(Path(entry.path)))
 
-    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+    def _open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Open the file for reading."""
         path = self._path(key)
         try:
@@ -347,7 +338,7 @@ class LocalBackend(Backend):
             raise self._error(exc, key, "open_read") from exc
         return cast(AbstractContextManager[BinaryIO], os.fdopen(fd, "rb"))
 
-    def get_file(self, key: str, dest: Path) -> ObjectStat:
+    def _get_file(self, key: str, dest: Path) -> ObjectStat:
         """Copy the object to ``dest`` via a temp file, checking size and stored CRC32C."""
         path = self._path(key)
         fsync = self._options.fsync
@@ -381,11 +372,9 @@ class LocalBackend(Backend):
                 tmp.unlink(missing_ok=True)
         return stat
 
-    def get_bytes(
-        self, key: str, *, max_size: int = DEFAULT_MAX_SMALL_OBJECT
-    ) -> tuple[bytes, ObjectStat]:
+    def _get_bytes(self, key: str, *, max_size: int) -> tuple[bytes, ObjectStat]:
         """Read a small file whole."""
-        with self.open_read(key) as source:
+        with self._open_read(key) as source:
             st = os.fstat(source.fileno())
             stat = stat_of(key, st, read_attrs(source.fileno()))
             if st.st_size > max_size:

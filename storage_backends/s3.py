@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage_backends._streams import TranslatingReader, buffered, stream_to_file
-from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
+from storage_backends.base import Backend, ObjectStat
 from storage_backends.checksums import hash_bytes
 from storage_backends.errors import (
     IntegrityError,
@@ -29,7 +29,7 @@ from storage_backends.errors import (
     PreconditionFailed,
     StorageError,
 )
-from storage_backends.keys import validate_key, validate_prefix
+from storage_backends.keys import MAX_KEY_BYTES
 from storage_backends.options import S3Options
 from storage_backends.s3_errors import translate_s3_error
 from storage_backends.s3_writes import S3Writes, whole_object_crc32c
@@ -103,8 +103,11 @@ class S3Backend(S3Writes, Backend):
         """The options this backend was opened with."""
         return self._options
 
+    @property
+    def max_key_bytes(self) -> int:
+        return MAX_KEY_BYTES - (len(self._prefix.encode()) + 1 if self._prefix else 0)
+
     def _full(self, key: str) -> str:
-        validate_key(key)
         return f"{self._prefix}/{key}" if self._prefix else key
 
     def _error(self, exc: Exception, key: str | None, action: str) -> StorageError:
@@ -126,13 +129,13 @@ class S3Backend(S3Writes, Backend):
     def _refuse_existing(self, key: str) -> None:
         # Before a multipart upload, a cheap HEAD spares uploading every part only
         # to be refused at completion; the conditional request still decides any race.
-        if self.stat(key) is not None:
+        if self._stat(key) is not None:
             raise PreconditionFailed(
                 "create-only write: an object already exists", backend=self._url, key=key
             )
 
-    def copy_within(
-        self, source: Backend, source_key: str, key: str, *, if_absent: bool = False
+    def _copy_within(
+        self, source: Backend, source_key: str, key: str, *, if_absent: bool
     ) -> ObjectStat | None:
         """CopyObject between buckets on the same endpoint; metadata travels."""
         if (
@@ -140,7 +143,7 @@ class S3Backend(S3Writes, Backend):
             or source.options.endpoint_url != self._options.endpoint_url
         ):
             return None
-        src = source.stat(source_key)
+        src = source._stat(source_key)
         if src is None:
             raise ObjectNotFound("copy source does not exist", backend=source.url, key=source_key)
         if src.size > MAX_SINGLE_COPY:
@@ -159,7 +162,7 @@ class S3Backend(S3Writes, Backend):
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, key, "copy") from exc
         etag = response["CopyObjectResult"]["ETag"]
-        stat = self.stat(key)
+        stat = self._stat(key)
         if stat is None or stat.version != etag:
             raise PreconditionFailed(
                 "object was replaced right after the copy", backend=self._url, key=key
@@ -173,7 +176,7 @@ class S3Backend(S3Writes, Backend):
 
     # -- reads -------------------------------------------------------------------
 
-    def stat(self, key: str) -> ObjectStat | None:
+    def _stat(self, key: str) -> ObjectStat | None:
         """HeadObject with checksums; ``None`` on 404."""
         full = self._full(key)
         try:
@@ -187,9 +190,8 @@ class S3Backend(S3Writes, Backend):
             raise error from exc
         return self._stat_from(key, response)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectStat]:
+    def _list(self, prefix: str) -> Iterator[ObjectStat]:
         """ListObjectsV2 page by page; checksums and sha256 are not in listings."""
-        validate_prefix(prefix)
         root = f"{self._prefix}/" if self._prefix else ""
         paginator = self._client.get_paginator("list_objects_v2")
         pages = paginator.paginate(
@@ -220,13 +222,13 @@ class S3Backend(S3Writes, Backend):
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, key, action) from exc
 
-    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+    def _open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
         """GetObject as a buffered stream; read errors become ``StorageError``."""
         body = self._get(key, "open_read")["Body"]
         raw = TranslatingReader(body.read, body.close, lambda exc: self._error(exc, key, "read"))
         return cast(AbstractContextManager[BinaryIO], buffered(raw))
 
-    def get_file(self, key: str, dest: Path) -> ObjectStat:
+    def _get_file(self, key: str, dest: Path) -> ObjectStat:
         """Download to ``dest`` via a temp file, checking size and CRC32C."""
         response = self._get(key, "get_file")
         stat = self._stat_from(key, response)
@@ -236,9 +238,7 @@ class S3Backend(S3Writes, Backend):
             raise self._error(exc, key, "get_file") from exc
         return stat
 
-    def get_bytes(
-        self, key: str, *, max_size: int = DEFAULT_MAX_SMALL_OBJECT
-    ) -> tuple[bytes, ObjectStat]:
+    def _get_bytes(self, key: str, *, max_size: int) -> tuple[bytes, ObjectStat]:
         """Read a small object whole, checking its CRC32C."""
         response = self._get(key, "get_bytes")
         stat = self._stat_from(key, response)

@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from storage_backends._streams import CrcReader
 from storage_backends.base import ObjectStat
-from storage_backends.checksums import Hasher, hash_bytes, normalize_crc32c, normalize_sha256
+from storage_backends.checksums import Hasher, hash_bytes
 from storage_backends.errors import (
     IntegrityError,
     ObjectNotFound,
@@ -84,24 +84,23 @@ class S3Writes:
 
         def _refuse_existing(self, key: str) -> None: ...
 
-        def stat(self, key: str) -> ObjectStat | None: ...
+        def _stat(self, key: str) -> ObjectStat | None: ...
 
-    def put_file(
+    def _put_file(
         self,
         key: str,
         path: Path,
         *,
         crc32c: str,
         sha256: str,
-        content_type: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        if_absent: bool = False,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
     ) -> ObjectStat:
         """Upload ``path``: one PutObject up to the threshold, multipart above it."""
         full = self._full(key)
-        crc32c, sha256 = normalize_crc32c(crc32c), normalize_sha256(sha256)
         size = path.stat().st_size
-        meta = {**(metadata or {}), "sha256": sha256}
+        meta = {**metadata, "sha256": sha256}
         extra: dict[str, Any] = {"Metadata": meta}
         if content_type:
             extra["ContentType"] = content_type
@@ -248,7 +247,7 @@ class S3Writes:
         )
 
     def _verify_stored(self, key: str, etag: str, size: int, crc32c: str) -> ObjectStat:
-        stat = self.stat(key)
+        stat = self._stat(key)
         if stat is None or stat.version != etag:  # replaced again already by another writer
             raise PreconditionFailed(
                 "object was replaced right after this upload", backend=self._url, key=key
@@ -275,22 +274,20 @@ class S3Writes:
             ):
                 raise self._error(exc, key, "delete") from exc
 
-    def put_bytes(
+    def _put_bytes(
         self,
         key: str,
         data: bytes,
         *,
-        content_type: str = "application/octet-stream",
-        metadata: Mapping[str, str] | None = None,
-        if_absent: bool = False,
-        if_version: str | None = None,
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_version: str | None,
     ) -> ObjectStat:
         """PutObject with ``IfNoneMatch='*'`` or ``IfMatch=<etag>`` as asked."""
-        if if_absent and if_version is not None:
-            raise ValueError("if_absent and if_version are mutually exclusive")
         full = self._full(key)
         crc32c, sha256 = hash_bytes(data)
-        meta = {**(metadata or {}), "sha256": sha256}
+        meta = {**metadata, "sha256": sha256}
         conditions: dict[str, str] = {}
         if if_absent:
             conditions["IfNoneMatch"] = "*"
@@ -319,10 +316,10 @@ class S3Writes:
             ) from exc
         return self._confirm_stored(key, response, len(data), crc32c, meta)
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         """Delete the object; S3 itself does not report absence, so stat first."""
         full = self._full(key)
-        if self.stat(key) is None:
+        if self._stat(key) is None:
             raise ObjectNotFound("delete: no such object", backend=self._url, key=key)
         try:
             self._client.delete_object(Bucket=self._bucket, Key=full)

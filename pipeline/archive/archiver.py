@@ -24,7 +24,7 @@ from ..events import OtherEvent, TrackEvent, canonical_event, parse_event
 from ..journal import Journal, NewEvent, NewSegment, SegmentRecord, SegmentState, worker_name
 from ..manifest import utcnow
 from ..segment import StoredSegment
-from .manifests import flush_manifests
+from .manifests import FlushReport, ManifestFlusher
 from .quarantine import Quarantine
 from .segments import manifest_segment, plan_segments
 from .store import holds_exactly, store_verified
@@ -86,6 +86,8 @@ class RunSummary:
     conflicts: list[dict[str, str]] = field(default_factory=list)
     input_errors: list[str] = field(default_factory=list)
     ignored_events: list[str] = field(default_factory=list)
+    #: Session ID -> why its manifest could not be written.
+    manifest_failures: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The documented JSON document (extra keys after the contract's five)."""
@@ -98,6 +100,10 @@ class RunSummary:
             "conflicts": self.conflicts,
             "inputErrors": self.input_errors,
             "ignoredEvents": self.ignored_events,
+            "manifestFailures": [
+                {"sessionId": session, "reason": reason}
+                for session, reason in self.manifest_failures.items()
+            ],
         }
 
 
@@ -126,6 +132,9 @@ class Archiver:
         self.retry = retry
         self.on_outcome = on_outcome
         self.lease_seconds = lease_seconds
+        self._manifests = ManifestFlusher(backend, journal)
+        #: Sessions whose manifest the last flush could not write, with the reason.
+        self.manifest_failures: dict[str, str] = {}
         self._expected_sizes: dict[str, int] = {}
 
     def expect_size(self, segment_id: str, size: int) -> None:
@@ -207,12 +216,18 @@ class Archiver:
         finally:
             for task in workers:
                 task.cancel()
-            await self.flush_manifests()
+            await self.flush_manifests(retry_now=True)
         return outcomes
 
-    async def flush_manifests(self) -> None:
-        """Merge finished work into the manifests (safe to call any time)."""
-        await asyncio.to_thread(flush_manifests, self.backend, self.journal)
+    async def flush_manifests(self, *, retry_now: bool = False) -> FlushReport:
+        """Merge finished work into the manifests (safe to call any time).
+
+        A session that cannot be written is reported once and tried again
+        after a pause (``retry_now`` skips the pause); the others go on.
+        """
+        report = await asyncio.to_thread(self._manifests.flush, retry_now=retry_now)
+        self.manifest_failures = report.failed
+        return report
 
     async def _worker(self, name: str, outcomes: list[Outcome], stop: asyncio.Event | None) -> None:
         while stop is None or not stop.is_set():

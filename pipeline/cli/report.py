@@ -47,6 +47,10 @@ def print_summary(summary: RunSummary) -> None:
             "the records beside them were read",
             highlight=False,
         )
+    for session, reason in summary.manifest_failures.items():
+        console.print(
+            f"[red]manifest not written[/red] session {session}: {reason}", highlight=False
+        )
 
 
 def print_manifest(manifest: Manifest) -> None:

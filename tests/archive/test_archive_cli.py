@@ -89,22 +89,22 @@ def test_a_second_run_downloads_nothing(meeting, origin, run_archive, tmp_path):
     assert len(origin.requests) == before
 
 
-def test_unsafe_ids_are_refused_or_encoded(meeting, origin, run_archive, archived, tmp_path):
+def test_unsafe_ids_are_encoded_and_overlong_ones_refused(
+    meeting, origin, run_archive, archived, tmp_path
+):
     seg = meeting.segments[0]
     origin.add(seg.file_path, seg.path)
-    url = origin.url_for(seg.file_path)
-    dotdot = track_webhook(
-        meeting, "..", "audio", "stopped", [{"filePath": seg.file_path, "fileUrl": url}]
-    )
-    sneaky = track_webhook(
-        meeting, "a\\b\x01", "audio", "stopped", [{"filePath": seg.file_path, "fileUrl": url}]
-    )
-    run = run_archive(write_jsonl(tmp_path / "w.jsonl", [dotdot, sneaky]))
+    files = [{"filePath": seg.file_path, "fileUrl": origin.url_for(seg.file_path)}]
+    dotdot = track_webhook(meeting, "..", "audio", "stopped", files)
+    sneaky = track_webhook(meeting, "a\\b\x01", "audio", "stopped", files)
+    overlong = track_webhook(meeting, "x" * 300, "audio", "stopped", files)
+    run = run_archive(write_jsonl(tmp_path / "w.jsonl", [dotdot, sneaky, overlong]))
     assert run.exit_code == 1
-    assert any("participantId '..'" in e for e in run.summary["inputErrors"])
-    assert run.summary["archived"] == 1
+    assert any("participantId is too long" in e for e in run.summary["inputErrors"])
+    assert run.summary["archived"] == 2
     keys = [s.key for s in archived.list()]
     assert f"{meeting.session_id}/a%5Cb%01/audio/{seg.filename}" in keys
+    assert f"{meeting.session_id}/%2E./audio/{seg.filename}" in keys
     assert not any("/../" in k for k in keys)
 
 

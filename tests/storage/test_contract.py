@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from pipeline.layout import manifest_key, segment_key
 from storage_backends import (
     Backend,
     IntegrityError,
@@ -17,6 +21,7 @@ from storage_backends import (
     hash_file,
 )
 from storage_backends._streams import TEMP_PREFIX
+from storage_backends.keys import validate_key
 from tests.fixtures.backends import StorageTarget
 
 KEY = "sess-1/part-1/audio/track_1700000000000.webm"
@@ -189,9 +194,7 @@ def test_absent_object_is_none_for_stat_and_not_found_otherwise(
     assert _no_temp_files(tmp_path) == []
 
 
-def test_a_key_holding_an_encoded_id_reads_back_every_way(
-    backend: Backend, tmp_path: Path
-) -> None:
+def test_a_key_holding_an_encoded_id_reads_back_every_way(backend: Backend, tmp_path: Path) -> None:
     key = "sess/carol%2Fguest/audio/seg.webm"  # what the layout makes of "carol/guest"
     backend.put_bytes(key, b"recorded bytes")
     assert backend.get_bytes(key)[0] == b"recorded bytes"
@@ -330,3 +333,56 @@ def test_copy_within_same_service_keeps_metadata(
     with pytest.raises(PreconditionFailed):
         dest.copy_within(source, "a/doc", "b/doc", if_absent=True)
 
+
+#: Key pieces a hostile webhook or a careless caller could produce.
+_pieces = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        [".", "..", "", "manifest.json", ".track-archive-locks", ".track-archive-tmp-x", "@x"]
+    ),
+    st.text(alphabet="é", min_size=127, max_size=129),  # around 255 bytes
+)
+_any_key = st.one_of(st.text(max_size=40), st.lists(_pieces, min_size=1, max_size=4).map("/".join))
+_ids = st.one_of(
+    st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=16),
+    st.sampled_from([".", "..", "manifest.json", ".track-archive-locks", "@exports"]),
+)
+_fuzz = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@_fuzz
+@given(key=_any_key)
+def test_every_backend_accepts_exactly_the_keys_of_the_one_rule(backend: Backend, key: str) -> None:
+    # Each example under its own folder, so keys of earlier examples cannot interfere.
+    full = f"{uuid.uuid4().hex[:8]}/{key}"
+    try:
+        validate_key(full, max_bytes=backend.max_key_bytes)
+    except InvalidKey:
+        with pytest.raises(InvalidKey):
+            backend.put_bytes(full, b"x")
+        with pytest.raises(InvalidKey):
+            backend.stat(full)
+        return
+    stored = backend.put_bytes(full, b"x")
+    assert stored.key == full
+    assert [s.key for s in backend.list(full.split("/")[0] + "/")] == [full]
+    assert backend.get_bytes(full)[0] == b"x"
+    backend.delete(full)
+
+
+@_fuzz
+@given(session=_ids, participant=_ids, filename=_ids)
+def test_layout_keys_are_stored_beside_the_manifest_on_every_backend(
+    backend: Backend, session: str, participant: str, filename: str
+) -> None:
+    # Each example in its own folder (as under a bucket prefix), so examples cannot interfere.
+    root = uuid.uuid4().hex[:8] + "/"
+    segment = root + segment_key(session, participant, "audio", filename)
+    manifest = root + manifest_key(session)
+    backend.put_bytes(segment, b"segment")
+    backend.put_bytes(manifest, b"{}", if_absent=True)
+    assert sorted(s.key for s in backend.list(root)) == sorted([segment, manifest])
+    assert backend.get_bytes(manifest)[0] == b"{}"
+    assert backend.get_bytes(segment)[0] == b"segment"

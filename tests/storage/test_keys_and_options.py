@@ -31,10 +31,10 @@ from storage_backends import (
 from storage_backends.local import LocalBackend
 
 safe_segment = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/\\\x7f"),
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/\\\x7f#?*"),
     min_size=1,
     max_size=20,
-).filter(lambda s: s not in (".", ".."))
+).filter(lambda s: s not in (".", "..") and not s.startswith(".track-archive"))
 
 
 @given(st.lists(safe_segment, min_size=1, max_size=6))
@@ -47,7 +47,24 @@ def test_keys_built_from_safe_segments_are_accepted_unchanged(segments: list[str
 
 @given(
     st.lists(safe_segment, max_size=3),
-    st.sampled_from(["", ".", "..", "a\x00b", "a\nb", "x\\y", "c\x1fd", "e\x85f"]),
+    st.sampled_from(
+        [
+            "",
+            ".",
+            "..",
+            "a\x00b",
+            "a\nb",
+            "x\\y",
+            "c\x1fd",
+            "e\x85f",
+            "a#1",
+            "*",
+            "x?",
+            ".track-archive-locks",
+            ".track-archive-tmp-0",
+            "n" * 256,
+        ]
+    ),
     st.lists(safe_segment, max_size=3),
 )
 def test_any_key_with_an_unsafe_segment_is_refused(
@@ -69,10 +86,13 @@ def test_validation_never_accepts_absolute_dotted_or_control_keys(key: str) -> N
     assert all(ord(ch) >= 0x20 and not 0x7F <= ord(ch) <= 0x9F for ch in key)
 
 
-def test_key_length_limit_is_in_utf8_bytes() -> None:
-    assert validate_key("é" * 512)  # 1024 bytes
+def test_key_length_limits_are_in_utf8_bytes() -> None:
+    assert validate_key("/".join(["é" * 127] * 4) + "/abcd")  # 1024 bytes
     with pytest.raises(InvalidKey):
-        validate_key("é" * 512 + "x")
+        validate_key("/".join(["é" * 127] * 4) + "/abcde")
+    assert validate_key("é" * 127 + "x")  # a 255-byte file name
+    with pytest.raises(InvalidKey, match="longer than 255 bytes"):
+        validate_key("é" * 128)
 
 
 @given(st.binary(max_size=5000), st.integers(min_value=1, max_value=700))

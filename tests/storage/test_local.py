@@ -24,7 +24,8 @@ from storage_backends import (
 )
 from storage_backends import local as local_module
 from storage_backends._streams import TEMP_PREFIX
-from storage_backends.local import RESERVED_PREFIX, LocalBackend
+from storage_backends.keys import INTERNAL_PREFIX
+from storage_backends.local import LocalBackend
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -312,7 +313,7 @@ def test_lock_and_temp_files_are_never_listed_or_synced(
     store.put_bytes("s/a.webm", b"a")
     store.delete("s/a.webm")
     store.put_bytes("s/b.webm", b"b", if_absent=True)
-    assert any(p.name.startswith(RESERVED_PREFIX) for p in store.root.iterdir())  # locks exist
+    assert any(p.name.startswith(INTERNAL_PREFIX) for p in store.root.iterdir())  # locks exist
 
     assert [stat.key for stat in store.list()] == ["s/b.webm", "s/m.json"]
     copy = LocalBackend(tmp_path / "copy", LocalOptions(fsync=False))

@@ -53,6 +53,19 @@ def _record_requests(s3: S3Backend) -> list[str]:
     return calls
 
 
+def _on_call(s3: S3Backend, when: str, operation: str, handler: Any) -> None:
+    """Run ``handler`` before the request or on the parsed answer of ``operation``.
+
+    botocore's own event hooks are the boundary where a fault is injected: the
+    request still goes to the real server, nothing of the backend is replaced.
+    """
+    s3.client.meta.events.register(f"{when}-call.s3.{operation}", handler)
+
+
+def _stop_hooks(s3: S3Backend, when: str, operation: str, handler: Any) -> None:
+    s3.client.meta.events.unregister(f"{when}-call.s3.{operation}", handler)
+
+
 def test_single_part_put_is_one_verified_request(s3: S3Backend, tmp_path: Path) -> None:
     # Sync and archive speed hinge on requests per object: the create-only
     # condition, the server's checksum and the returned stat all come from the
@@ -70,19 +83,18 @@ def test_single_part_put_is_one_verified_request(s3: S3Backend, tmp_path: Path) 
     assert head.updated is not None and abs((stored.updated - head.updated).total_seconds()) < 5
 
 
-def test_create_race_before_the_put_is_decided_by_the_server(
-    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_create_race_before_the_put_is_decided_by_the_server(s3: S3Backend, tmp_path: Path) -> None:
     # Another writer lands just before our PUT: the conditional PUT
     # (IfNoneMatch='*', which moto enforces) must lose and keep the rival's bytes.
     ours, crc, sha = _file(tmp_path, "ours", b"our segment")
-    real_put = s3._put_object
+    rivals: list[str] = []
 
-    def rival_writes_then_put(key: str, action: str, **request: Any) -> dict[str, Any]:
-        s3.client.put_object(Bucket=s3_target_bucket(s3), Key=f"archive/{key}", Body=b"rival")
-        return real_put(key, action, **request)
+    def rival_writes_first(**_: Any) -> None:
+        if not rivals:  # the rival's own PutObject passes through this hook too
+            rivals.append("rival")
+            s3.client.put_object(Bucket=s3_target_bucket(s3), Key="archive/seg", Body=b"rival")
 
-    monkeypatch.setattr(s3, "_put_object", rival_writes_then_put)
+    _on_call(s3, "before", "PutObject", rival_writes_first)
     with pytest.raises(PreconditionFailed):
         s3.put_file("seg", ours, crc32c=crc, sha256=sha, if_absent=True)
     assert s3.get_bytes("seg")[0] == b"rival"
@@ -104,20 +116,17 @@ def test_multipart_create_only_is_refused_before_uploading_parts(
 
 
 def test_multipart_create_race_is_refused_at_completion(
-    s3_target: StorageTarget, backend_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_target: StorageTarget, backend_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     s3 = backend_factory(
         s3_target.with_options(s3={"multipart_threshold": MiB, "part_size": 5 * MiB})
     )
     big, crc, sha = _file(tmp_path, "big", os.urandom(6 * MiB))
-    real_upload_parts = s3._upload_parts
 
-    def parts_then_rival_writes(*args: Any) -> Any:
-        result = real_upload_parts(*args)
+    def rival_writes_after_the_parts(**_: Any) -> None:
         s3.client.put_object(Bucket=s3_target_bucket(s3), Key="archive/seg", Body=b"rival")
-        return result
 
-    monkeypatch.setattr(s3, "_upload_parts", parts_then_rival_writes)
+    _on_call(s3, "before", "CompleteMultipartUpload", rival_writes_after_the_parts)
     with pytest.raises(PreconditionFailed):
         s3.put_file("seg", big, crc32c=crc, sha256=sha, if_absent=True)
     assert s3.get_bytes("seg")[0] == b"rival"
@@ -152,42 +161,33 @@ def _put(s3: S3Backend, tmp_path: Path, how: str) -> ObjectStat:
 
 @pytest.mark.parametrize("how", ["put_file", "put_bytes"])
 def test_stored_checksum_mismatch_in_the_put_answer_removes_the_object(
-    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    s3: S3Backend, tmp_path: Path, how: str
 ) -> None:
     # moto stores whatever CRC32C a client claims on PutObject and never
     # rejects a mismatch (real S3 answers BadDigest). To show what happens when
     # a service stored other bytes than we sent, the checksum in its PutObject
-    # answer is altered at our boundary.
-    real_put = s3._put_object
+    # answer is altered as botocore hands it back.
+    def answer_naming_other_bytes(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ChecksumCRC32C"] = "AAAAAA=="
 
-    def answer_naming_other_bytes(key: str, action: str, **request: Any) -> dict[str, Any]:
-        return {**real_put(key, action, **request), "ChecksumCRC32C": "AAAAAA=="}
-
-    monkeypatch.setattr(s3, "_put_object", answer_naming_other_bytes)
+    _on_call(s3, "after", "PutObject", answer_naming_other_bytes)
     with pytest.raises(IntegrityError, match="object removed"):
         _put(s3, tmp_path, how)
-    monkeypatch.undo()
+    _stop_hooks(s3, "after", "PutObject", answer_naming_other_bytes)
     assert s3.stat("seg") is None
 
 
-def _answer_without_checksum(s3: S3Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def _answer_without_checksum(parsed: dict[str, Any], **_: Any) -> None:
     # Some S3-compatible services name no checksum in their PutObject answer;
-    # moto always does, so the checksum is removed from its answer at our boundary.
-    real_put = s3._put_object
-
-    def answer(key: str, action: str, **request: Any) -> dict[str, Any]:
-        response = real_put(key, action, **request)
-        response.pop("ChecksumCRC32C", None)
-        return response
-
-    monkeypatch.setattr(s3, "_put_object", answer)
+    # moto always does, so the checksum is removed from its answer.
+    parsed.pop("ChecksumCRC32C", None)
 
 
 @pytest.mark.parametrize("how", ["put_file", "put_bytes"])
 def test_put_answer_without_a_checksum_is_verified_by_reading_back(
-    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    s3: S3Backend, tmp_path: Path, how: str
 ) -> None:
-    _answer_without_checksum(s3, monkeypatch)
+    _on_call(s3, "after", "PutObject", _answer_without_checksum)
     calls = _record_requests(s3)
     stored = _put(s3, tmp_path, how)
     assert calls == ["PutObject", "HeadObject"]
@@ -196,21 +196,18 @@ def test_put_answer_without_a_checksum_is_verified_by_reading_back(
 
 @pytest.mark.parametrize("how", ["put_file", "put_bytes"])
 def test_read_back_showing_other_bytes_removes_the_object(
-    s3: S3Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    s3: S3Backend, tmp_path: Path, how: str
 ) -> None:
-    # No checksum in the answer, and the read-back stat (a HEAD on moto, which
-    # never rejects a checksum) reports bytes other than ours: altered at our boundary.
-    _answer_without_checksum(s3, monkeypatch)
-    real_stat = s3.stat
+    # No checksum in the answer, and the read-back HEAD (moto never rejects a
+    # checksum) reports bytes other than ours: both altered as botocore hands them back.
+    def head_reporting_other_bytes(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["ChecksumCRC32C"] = "AAAAAA=="
 
-    def stat_reporting_other_bytes(key: str) -> ObjectStat | None:
-        stat = real_stat(key)
-        return None if stat is None else type(stat)(**{**_fields(stat), "crc32c": "AAAAAA=="})
-
-    monkeypatch.setattr(s3, "stat", stat_reporting_other_bytes)
+    _on_call(s3, "after", "PutObject", _answer_without_checksum)
+    _on_call(s3, "after", "HeadObject", head_reporting_other_bytes)
     with pytest.raises(IntegrityError, match="object removed"):
         _put(s3, tmp_path, how)
-    monkeypatch.undo()
+    _stop_hooks(s3, "after", "HeadObject", head_reporting_other_bytes)
     assert s3.stat("seg") is None
 
 
