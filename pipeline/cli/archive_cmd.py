@@ -88,7 +88,7 @@ def archive(
     processes and the command waits for them (same summary and exit codes).
 
     Exit status: 0 when every segment is archived and verified (or already
-    was), 1 when any segment or input record failed, 2 for usage or
+    was), 1 when any segment, input record or session manifest failed, 2 for usage or
     configuration errors.
     """
     if no_wait and not broker_url:
@@ -121,7 +121,8 @@ def archive(
         from .report import print_summary
 
         print_summary(summary)
-    sys.exit(EXIT_FAILED if summary.failed or summary.input_errors else EXIT_OK)
+    failed = summary.failed or summary.input_errors or summary.manifest_failures
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 commands = [archive]
