@@ -71,6 +71,14 @@ def make_big_webm(path: Path, size: int) -> Path:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    return loop_clip(clip, path, size)
+
+
+def loop_clip(clip: Path, path: Path, size: int) -> Path:
+    """Mux ``clip``'s packets into ``path`` again and again, timestamps shifted, up to ``size``.
+
+    No frame is re-encoded; ``clip`` is removed afterwards.
+    """
     with av.open(os.fspath(clip)) as src:
         template = src.streams.video[0]
         packets = [

@@ -21,11 +21,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
-from storage_backends.checksums import normalize_crc32c, normalize_sha256
-from storage_backends.errors import InvalidKey
+from storage_backends.checksums import normalize_crc32c, normalize_md5, normalize_sha256
+from storage_backends.errors import IntegrityError, InvalidKey
 from storage_backends.keys import MAX_KEY_BYTES, validate_key, validate_prefix
+
+if TYPE_CHECKING:
+    from storage_backends.sealed import FileSeal
 
 #: Largest document ``get_bytes`` reads whole unless told otherwise (manifests).
 DEFAULT_MAX_SMALL_OBJECT = 64 * 1024 * 1024
@@ -84,23 +87,55 @@ class Backend(ABC):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
         if_absent: bool = False,
+        md5: str | None = None,
+        sealed: FileSeal | None = None,
     ) -> ObjectStat:
         """Stream a local file to ``key``; the service checks ``crc32c``.
 
         ``sha256`` is stored as metadata. On a checksum mismatch raise
         ``IntegrityError`` and leave no object at the key. With ``if_absent``
         raise ``PreconditionFailed`` when an object already exists.
+
+        ``sealed`` says the checksums were computed from the very bytes written
+        to the file and the file is unchanged since (``sealed.FileSeal``): the
+        backend then takes them as given instead of hashing the file again (the
+        local backend links the file itself into place where it can; S3 and GCS
+        send them, and ``md5`` when known, for the service to check), and the
+        file is handed over: once stored it is no longer at ``path``. A file
+        whose seal does not hold is refused with ``IntegrityError`` and nothing
+        is written.
         """
         self.check_key(key)
-        return self._put_file(
+        crc32c, sha256 = normalize_crc32c(crc32c), normalize_sha256(sha256)
+        if sealed is None:
+            return self._put_file(
+                key,
+                path,
+                crc32c=crc32c,
+                sha256=sha256,
+                content_type=content_type,
+                metadata=dict(metadata or {}),
+                if_absent=if_absent,
+            )
+        if not sealed.holds_for(path):
+            raise IntegrityError(
+                f"file {path} changed after its checksums were computed; not stored",
+                backend=self.url,
+                key=key,
+            )
+        stat = self._put_sealed(
             key,
             path,
-            crc32c=normalize_crc32c(crc32c),
-            sha256=normalize_sha256(sha256),
+            sealed,
+            crc32c=crc32c,
+            sha256=sha256,
+            md5=normalize_md5(md5) if md5 is not None else None,
             content_type=content_type,
             metadata=dict(metadata or {}),
             if_absent=if_absent,
         )
+        path.unlink(missing_ok=True)
+        return stat
 
     def put_bytes(
         self,
@@ -210,6 +245,30 @@ class Backend(ABC):
         metadata: dict[str, str],
         if_absent: bool,
     ) -> ObjectStat: ...
+
+    def _put_sealed(
+        self,
+        key: str,
+        path: Path,
+        sealed: FileSeal,
+        *,
+        crc32c: str,
+        sha256: str,
+        md5: str | None,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
+    ) -> ObjectStat:
+        # A backend with no cheaper way proves the file the usual way, by hashing it.
+        return self._put_file(
+            key,
+            path,
+            crc32c=crc32c,
+            sha256=sha256,
+            content_type=content_type,
+            metadata=metadata,
+            if_absent=if_absent,
+        )
 
     @abstractmethod
     def _put_bytes(

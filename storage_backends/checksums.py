@@ -20,6 +20,7 @@ import google_crc32c
 CHUNK_SIZE = 1024 * 1024
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
 
 
 def crc32c_b64(value: int) -> str:
@@ -48,6 +49,14 @@ def normalize_sha256(hex_digest: str) -> str:
     lowered = hex_digest.lower()
     if not _SHA256_HEX.fullmatch(lowered):
         raise ValueError(f"not a SHA-256 hex digest: {hex_digest!r}")
+    return lowered
+
+
+def normalize_md5(hex_digest: str) -> str:
+    """Return an MD5 hex digest in lower case; ``ValueError`` if malformed."""
+    lowered = hex_digest.lower()
+    if not _MD5_HEX.fullmatch(lowered):
+        raise ValueError(f"not an MD5 hex digest: {hex_digest!r}")
     return lowered
 
 

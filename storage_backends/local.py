@@ -13,6 +13,9 @@ Concurrency rule, between threads and between processes sharing a root:
   and every delete holds the key's lock from its check to its rename, so a
   compare-and-swap cannot overwrite a write that landed after its check.
 
+A sealed file (``put_file(..., sealed=...)``) on the same file system is linked
+at the key, not copied (``_local_link``), create-only like any other new object.
+
 Locks are ``flock`` on one of ``LOCK_STRIPES`` files in the hidden
 ``.track-archive-locks`` directory, picked by a stable hash of the key: writes
 to unrelated keys almost never wait for each other, and the number of lock
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from storage_backends._copy import COPY_CHUNK_SIZE, Digests, advise_sequential, copy_hashed
+from storage_backends._local_link import link_sealed
 from storage_backends._local_meta import LOCK_DIR, key_lock, read_attrs, stat_of, write_attrs
 from storage_backends._streams import TEMP_PREFIX, fsync_dir, make_dirs, temp_path_for
 from storage_backends.base import Backend, ObjectStat
@@ -47,10 +51,13 @@ from storage_backends.errors import (
 )
 from storage_backends.keys import INTERNAL_PREFIX
 from storage_backends.options import LocalOptions
+from storage_backends.sealed import FileSeal
 
 assert TEMP_PREFIX.startswith(INTERNAL_PREFIX) and LOCK_DIR.startswith(INTERNAL_PREFIX)
 #: ``os.link`` errors meaning "this filesystem has no hard links" rather than a real failure.
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+#: ``os.link`` errors after which a sealed file is copied instead (another file system too).
+_COPY_INSTEAD = _NO_HARD_LINKS | {errno.EXDEV, errno.EMLINK}
 
 
 class LocalBackend(Backend):
@@ -247,6 +254,55 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise self._error(exc, key, "put_file") from exc
         return stat
+
+    def _put_sealed(
+        self,
+        key: str,
+        path: Path,
+        sealed: FileSeal,
+        *,
+        crc32c: str,
+        sha256: str,
+        md5: str | None,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
+    ) -> ObjectStat:
+        """Link the sealed file itself at ``key``; copy it where a link cannot be made."""
+
+        def copy() -> ObjectStat:
+            return self._put_file(
+                key,
+                path,
+                crc32c=crc32c,
+                sha256=sha256,
+                content_type=content_type,
+                metadata=metadata,
+                if_absent=if_absent,
+            )
+
+        dest = self._path(key)
+        if not if_absent:
+            return copy()  # a replacing write takes the locked copy-and-rename path
+        if os.path.lexists(dest):
+            raise PreconditionFailed(
+                "create-only write: an object already exists", backend=self.url, key=key
+            )
+        attrs = {"metadata": metadata, "content_type": content_type, "crc32c": crc32c}
+        try:
+            return link_sealed(
+                path,
+                dest,
+                sealed,
+                {**attrs, "sha256": sha256},
+                key=key,
+                backend=self.url,
+                fsync=self._options.fsync,
+            )
+        except OSError as exc:
+            if exc.errno in _COPY_INSTEAD:
+                return copy()
+            raise self._error(exc, key, "put_file") from exc
 
     def _put_bytes(
         self,

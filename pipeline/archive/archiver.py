@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from storage_backends import Backend, StorageError
-from storage_backends.checksums import hash_file
+from storage_backends.sealed import reseal_if_same
 
 from ..download import Downloader, DownloadResult
 from ..errors import InputError
@@ -280,9 +280,16 @@ class Archiver:
         if await asyncio.to_thread(holds_exactly, self.backend, record.key, result):
             log.info("resuming %s: already stored by an interrupted run", record.key)
             return result, StoredSegment.of_download(result, key=record.key, archived_at=utcnow())
-        if staged is not None and staged.exists():
-            crc32c, sha256, size = await asyncio.to_thread(hash_file, staged)
-            if (crc32c, sha256, size) == (result.crc32c, result.sha256, result.size):
+        if staged is not None and staged.exists() and result.crc32c and result.sha256:
+            # Read and hashed again: its writer is gone, so only its bytes can prove it.
+            result.seal = await asyncio.to_thread(
+                reseal_if_same,
+                staged,
+                size=result.size,
+                crc32c=result.crc32c,
+                sha256=result.sha256,
+            )
+            if result.seal is not None:
                 log.info("resuming %s from its verified staged file", record.key)
                 return result, None
             log.warning(

@@ -62,6 +62,10 @@ def _put_create_only(
                 sha256=result.sha256,
                 content_type=content_type,
                 if_absent=True,
+                md5=result.md5,
+                # Sealed: the digests were taken from the bytes as they were staged, so
+                # the backend stores the file without reading it again (a link on disk).
+                sealed=result.seal,
             )
             return stat, False
         except PreconditionFailed:

@@ -161,6 +161,7 @@ class Downloader:
             attempts=transfer.requests,
             bytes_transferred=transfer.bytes_transferred,
             checks=checks,
+            seal=transfer.staging.seal,
         )
         if failure is None:
             # Demuxing needs no connection: the slot goes to the next download meanwhile.

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline.checks import Check
 from pipeline.segment import StreamSummary
+from storage_backends.sealed import FileSeal
 
 
 @dataclass(slots=True)
@@ -36,6 +37,9 @@ class DownloadResult:
     attempts: int = 0
     bytes_transferred: int = 0
     checks: list[Check] = field(default_factory=list)
+    #: The staged file's seal: its digests describe it as it is (never serialized:
+    #: a file found again after a restart is proved by reading it).
+    seal: FileSeal | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form (paths and times as strings)."""
