@@ -10,7 +10,8 @@ ETags that are the files' MD5 and once with ETags that are not (a source that
 announces no checksum). On each:
 
 - ours: the real command in a child process, ``track-archive archive hooks.jsonl
-  --backend DIR --state ... --concurrency N``, every check on (length, the source's
+  --backend DIR --state ... --concurrency N`` with ``download.per_host`` N (the files
+  share one host), every check on (length, the source's
   MD5 when announced, SHA-256 and CRC32C, the whole media demuxed, the kind), the
   local backend with its default fsync, archive and staging on one filesystem;
 - the reference: the script a user would write for the same work, ``xargs -P N``
@@ -157,7 +158,11 @@ def fresh(path: Path) -> Path:
 def run_ours(work: Path, hooks: Path, base: str, concurrency: int, expect: int) -> Run:
     """``track-archive archive`` in a child process; its own CPU and peak RSS from ``wait4``."""
     archive, state = fresh(work / "archive"), fresh(work / "state")
-    command = [sys.executable, "-m", "pipeline.cli", "archive", str(hooks)]
+    # All files come from one host: without this the per-host default (4) would halve
+    # the concurrency the reference gets.
+    config = work / "config.yaml"
+    config.write_text(f"download:\n  per_host: {concurrency}\n", encoding="utf-8")
+    command = [sys.executable, "-m", "pipeline.cli", "archive", str(hooks), "--config", str(config)]
     command += ["--backend", str(archive), "--state", str(state / "journal.sqlite3")]
     command += ["--allow-origin", base, "--concurrency", str(concurrency), "--json"]
     os.sync()  # the previous run's write-back must not land on this one
