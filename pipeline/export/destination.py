@@ -24,7 +24,7 @@ from .timeline import Placement
 #: Object metadata naming the inputs digest of an export.
 INPUTS_METADATA = "export-inputs"
 #: Bump when the same inputs would now give a different file.
-EXPORT_REVISION = 1
+EXPORT_REVISION = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,10 +46,11 @@ class Encoding:
     audio_codec: str
     audio_rate: int
     audio_format: str
+    #: Bits per second for each channel.
     audio_bit_rate: int
 
 
-#: Speech in mono: 64 kb/s AAC or 48 kb/s Opus is transparent enough for editing and transcription.
+#: Speech: 64 kb/s AAC or 48 kb/s Opus per channel is transparent enough for editing and transcription.
 _H264 = {"preset": "veryfast", "crf": "23"}
 _VP8 = {"deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "1M"}
 ENCODINGS = {

@@ -3,7 +3,11 @@
 Each audio track (microphone or screen-share audio, per participant) becomes a
 gap-filled line from time zero (see ``audio.AudioLine``); FFmpeg's ``amix``
 filter adds the lines sample by sample without scaling them down, so a voice
-is as loud in the mix as in its own track. The mix is as long as the session.
+is as loud in the mix as in its own track. Where voices overlap the sum can
+pass full scale, which an integer encoder (Opus takes 16-bit samples) would
+clip into distortion: a look-ahead limiter (``alimiter``, its delay
+compensated) turns the gain down just there, so the mix never goes beyond
+``LIMIT``. The mix is as long as the session.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ STEP_SECONDS = 1.0
 _LAYOUT = "mono"
 #: The mixer's working format: float, so summing voices cannot wrap around.
 _MIX_FORMAT = "fltp"
+#: The limiter's ceiling: 1 dB below full scale, headroom for the lossy encoder's overshoot.
+LIMIT = 0.891
 
 
 def _lines(placements: Sequence[Placement]) -> list[list[Placement]]:
@@ -49,11 +55,14 @@ def _graph(count: int, rate: int, out_format: str) -> tuple[Any, list[Any], Any]
         for _ in range(count)
     ]
     mixer = graph.add("amix", f"inputs={count}:duration=longest:dropout_transition=0:normalize=0")
+    # level=0: only ever turn loud stretches down, never raise the rest; latency=1: no delay.
+    limiter = graph.add("alimiter", f"limit={LIMIT}:level=0:latency=1")
     convert = graph.add("aformat", f"sample_fmts={out_format}:channel_layouts={_LAYOUT}")
     sink = graph.add("abuffersink")
     for index, source in enumerate(sources):
         source.link_to(mixer, 0, index)
-    mixer.link_to(convert)
+    mixer.link_to(limiter)
+    limiter.link_to(convert)
     convert.link_to(sink)
     graph.configure()
     return graph, sources, sink

@@ -39,8 +39,10 @@ STEP_SECONDS = 5.0
 #: Decoded pictures handed from the decoding thread at once, in bytes (a few at 1080p).
 VIDEO_BATCH_BYTES = 4 << 20
 DEFAULT_FPS = 30
-#: Track recordings are one person's microphone or one shared tab: mono carries them whole.
-AUDIO_LAYOUT = "mono"
+#: Output channel layout by the most channels any of a track's segments has: a mono
+#: microphone stays mono, a stereo tab share stays stereo, and anything wider is mixed
+#: down to stereo, which every player and editor takes.
+AUDIO_LAYOUTS = {1: "mono", 2: "stereo"}
 #: Pictures up to this many pixels are encoded on one thread.
 SMALL_FRAME = 640 * 360
 MAX_FPS = 60
@@ -65,6 +67,18 @@ def _geometry(
                 fps = max(fps, round(rate))
     # 4:2:0 video needs even dimensions.
     return width + width % 2, height + height % 2, fps or DEFAULT_FPS
+
+
+def _audio_layout(backend: Backend, placements: Sequence[Placement], temp_dir: Path | None) -> str:
+    """The channel layout to write: the widest the audio segments have (see ``AUDIO_LAYOUTS``).
+
+    As for the video's geometry, only each segment's header is read here.
+    """
+    channels = 1
+    for placement in placements:
+        with open_segment(backend, placement.segment, "audio", temp_dir=temp_dir) as segment:
+            channels = max(channels, segment.stream.codec_context.channels or 1)
+    return AUDIO_LAYOUTS.get(channels, "stereo")
 
 
 def _black(width: int, height: int) -> Any:
@@ -195,7 +209,8 @@ def _add_video(output: Any, encoding: Encoding, width: int, height: int, fps: in
 def _add_audio(output: Any, encoding: Encoding, layout: str) -> Any:
     stream = output.add_stream(encoding.audio_codec, rate=encoding.audio_rate, layout=layout)
     stream.format = encoding.audio_format
-    stream.bit_rate = encoding.audio_bit_rate
+    # The bit rate is for one channel: a stereo file gets twice as many bits.
+    stream.bit_rate = encoding.audio_bit_rate * stream.codec_context.channels
     return stream
 
 
@@ -242,7 +257,7 @@ def write_normalized(
                 video = _VideoLine(backend, track.video, stream, fps, temp_dir)
                 stack.callback(video.close)
             if track.audio:
-                layout = AUDIO_LAYOUT
+                layout = _audio_layout(backend, track.audio, temp_dir)
                 stream = _add_audio(output, encoding, layout)
                 line = AudioLine(
                     backend, track.audio, fmt=encoding.audio_format, layout=layout,

@@ -39,13 +39,20 @@ def make_webm_audio(
     tone_hz: float = 440.0,
     live: bool = True,
     started_at: datetime | None = None,
+    stereo: bool = False,
+    amplitude: float = 0.25,
 ) -> Path:
-    """An Opus audio-only WebM, as a participant's microphone track is recorded."""
+    """An Opus audio-only WebM, as a participant's microphone track is recorded.
+
+    ``stereo`` puts the tone in the left channel only (the right one is silent),
+    so a reader can tell whether the channels were kept apart; ``amplitude`` is
+    the tone's peak (1.0 is full scale).
+    """
     return _write(
         path,
         "webm",
         seconds,
-        audio=_AudioSpec("libopus", sample_rate, tone_hz),
+        audio=_AudioSpec("libopus", sample_rate, tone_hz, stereo=stereo, amplitude=amplitude),
         video=None,
         live=live,
         started_at=started_at,
@@ -191,8 +198,12 @@ def _elements(path: Path) -> list[ebml.Element]:
 
 
 class _AudioSpec:
-    def __init__(self, codec: str, sample_rate: int, tone_hz: float) -> None:
+    def __init__(
+        self, codec: str, sample_rate: int, tone_hz: float, *, stereo: bool = False,
+        amplitude: float = 0.25,
+    ) -> None:  # fmt: skip
         self.codec, self.sample_rate, self.tone_hz = codec, sample_rate, tone_hz
+        self.stereo, self.amplitude = stereo, amplitude
 
 
 class _VideoSpec:
@@ -249,19 +260,27 @@ def _ffmpeg_time(moment: datetime) -> str:
 
 
 def _audio_packets(container: Any, spec: _AudioSpec, seconds: float) -> Iterator[tuple[float, Any]]:
-    stream = container.add_stream(spec.codec, rate=spec.sample_rate, layout="mono")
+    layout = "stereo" if spec.stereo else "mono"
+    stream = container.add_stream(spec.codec, rate=spec.sample_rate, layout=layout)
     stream.bit_rate = 32000 if spec.codec == "libopus" else 64000
+    # libopus takes packed samples: a stereo frame is (left, right) pairs in one plane.
     sample_format = "s16" if spec.codec == "libopus" else "fltp"
+    if spec.stereo and spec.codec != "libopus":
+        raise ValueError("stereo test tones are made for Opus only")
     total = round(seconds * spec.sample_rate)
     time_base = Fraction(1, spec.sample_rate)
     frame_size = stream.codec_context.frame_size or AUDIO_FRAME_SAMPLES
     # Two seconds back to back, so any frame's slice is contiguous.
-    looped = _tone_second(spec.sample_rate, spec.tone_hz, sample_format) * 2
+    looped = _tone_second(spec.sample_rate, spec.tone_hz, sample_format, spec.amplitude) * 2
     width = 2 if sample_format == "s16" else 4
+    if spec.stereo:
+        # The tone on the left, silence on the right.
+        looped = b"".join(looped[i : i + width] + bytes(width) for i in range(0, len(looped), width))
+        width *= 2
     pts = 0
     while pts < total:
         count = min(frame_size, total - pts)
-        frame = av.AudioFrame(format=sample_format, layout="mono", samples=count)
+        frame = av.AudioFrame(format=sample_format, layout=layout, samples=count)
         frame.sample_rate = spec.sample_rate
         start = (pts % spec.sample_rate) * width
         raw = looped[start : start + count * width]
@@ -274,11 +293,11 @@ def _audio_packets(container: Any, spec: _AudioSpec, seconds: float) -> Iterator
         yield _packet_time(packet), packet
 
 
-def _tone_second(sample_rate: int, tone_hz: float, sample_format: str) -> bytes:
+def _tone_second(sample_rate: int, tone_hz: float, sample_format: str, amplitude: float) -> bytes:
     """One second of a sine tone, repeated for longer files (seamless for whole-Hz tones)."""
     step = 2 * math.pi * tone_hz / sample_rate
-    tone = [0.25 * math.sin(step * i) for i in range(sample_rate)]
-    if sample_format == "s16":
+    tone = [amplitude * math.sin(step * i) for i in range(sample_rate)]
+    if sample_format.startswith("s16"):
         return array.array("h", (int(32767 * v) for v in tone)).tobytes()
     return array.array("f", tone).tobytes()
 

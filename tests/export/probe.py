@@ -120,3 +120,21 @@ def video_luma(path: Path, at: float) -> float:
         assert shown is not None
         luma = bytes(shown.planes[0])
         return sum(luma[:: max(1, len(luma) // 2000)]) / len(luma[:: max(1, len(luma) // 2000)])
+
+
+def channel_peaks(path: Path) -> list[float]:
+    """Peak absolute sample value of each audio channel over the whole file (1.0 is full scale)."""
+    import array
+
+    peaks: list[float] = []
+    with av.open(os.fspath(path)) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(stream):
+            if frame.format.name != "fltp":
+                frame = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate).resample(frame)[0]
+            if not peaks:
+                peaks = [0.0] * len(frame.planes)
+            for index, plane in enumerate(frame.planes):
+                samples = array.array("f", bytes(plane)[: frame.samples * 4])
+                peaks[index] = max(peaks[index], max(samples), -min(samples))
+    return peaks
