@@ -39,7 +39,7 @@ def _exported_keys(backend: Backend) -> list[str]:
     return sorted(s.key for s in backend.list(export_prefix(SESSION)))
 
 
-@pytest.mark.parametrize("kind", ["local", "s3"])
+@pytest.mark.parametrize("kind", ["local", "s3", "gcs"])
 def test_a_corrupted_segment_fails_only_its_participant_and_leaves_nothing(
     archived: Callable, kind: str
 ) -> None:

@@ -104,10 +104,11 @@ def test_webm_on_request_is_vp8_and_opus(archived) -> None:
     assert exported.key.endswith("bob.camera.normalize.webm")
 
 
-def test_on_s3_exports_are_written_through_the_backend_with_the_same_timeline(
-    archived, tmp_path
+@pytest.mark.parametrize("kind", ["s3", "gcs"])
+def test_on_s3_and_gcs_exports_are_read_and_written_through_the_backend_with_the_same_timeline(
+    archived, tmp_path, kind: str
 ) -> None:
-    _, backend = archived("s3")
+    _, backend = archived(kind)
     for mode in ("copy", "normalize"):
         report = export_session(backend, SESSION, ExportRequest(mode=mode, participants=("bob",)))
         assert report.ok, report.failures
