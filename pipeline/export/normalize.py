@@ -43,8 +43,6 @@ DEFAULT_FPS = 30
 #: microphone stays mono, a stereo tab share stays stereo, and anything wider is mixed
 #: down to stereo, which every player and editor takes.
 AUDIO_LAYOUTS = {1: "mono", 2: "stereo"}
-#: Pictures up to this many pixels are encoded on one thread.
-SMALL_FRAME = 640 * 360
 MAX_FPS = 60
 
 
@@ -200,9 +198,12 @@ def _add_video(output: Any, encoding: Encoding, width: int, height: int, fps: in
     stream.time_base = Fraction(1, fps)
     stream.codec_context.gop_size = fps * 2
     stream.codec_context.options = dict(encoding.video_options)
-    if width * height <= SMALL_FRAME:
-        # Frame threads cost more than they give on small pictures (measured: twice the CPU).
-        stream.codec_context.thread_count = 1
+    # The encoder's own frame threads (as many as it picks for the cores), as ffmpeg runs it.
+    # They work in C without the GIL, so feeding the encoder costs this thread little and
+    # the audio chain, the longest one, sets the pace. (PyAV's default is slice threads,
+    # which split each small picture into slivers and cost more for less.)
+    stream.codec_context.thread_type = "FRAME"
+    stream.codec_context.thread_count = 0
     return stream
 
 
