@@ -118,18 +118,27 @@ def value_end(text: str, pos: int) -> tuple[int | None, int | None]:
     return None, too_deep
 
 
-def decode_at(text: str, pos: int) -> tuple[Any, int]:
-    """Decode the JSON value at ``pos``; return it and where it ends, or raise ``JSONProblem``."""
-    end, too_deep = value_end(text, pos)
-    if too_deep is not None:
-        raise JSONProblem(f"nested deeper than {MAX_DEPTH} levels", too_deep, end)
+def decode_at(text: str, pos: int, *, shallow: bool = False) -> tuple[Any, int]:
+    """Decode the JSON value at ``pos``; return it and where it ends, or raise ``JSONProblem``.
+
+    ``shallow`` tells that the text holds too few brackets to nest past
+    :data:`MAX_DEPTH`, so the scan for depth is skipped (it is only needed
+    then to say where a broken value ends).
+    """
+    end: int | None = None
+    if not shallow:
+        end, too_deep = value_end(text, pos)
+        if too_deep is not None:
+            raise JSONProblem(f"nested deeper than {MAX_DEPTH} levels", too_deep, end)
     try:
         value, stop = _DECODER.raw_decode(text, pos)
     except json.JSONDecodeError as exc:
+        end = end if end is not None or not shallow else value_end(text, pos)[0]
         if exc.pos < len(text) and _UNDECODED.match(text, exc.pos):
             raise JSONProblem(_bad_byte(text[exc.pos]), exc.pos, end) from None
         raise JSONProblem(f"not valid JSON ({exc.msg})", exc.pos, end) from None
     except _LongInteger as exc:
+        end = end if end is not None or not shallow else value_end(text, pos)[0]
         found = _LONG_INT.search(text, pos)
         raise JSONProblem(
             f"an integer of {exc.digits} digits (at most {MAX_INT_DIGITS} are read)",
@@ -137,6 +146,7 @@ def decode_at(text: str, pos: int) -> tuple[Any, int]:
             end,
         ) from None
     except (RecursionError, ValueError) as exc:
+        end = end if end is not None or not shallow else value_end(text, pos)[0]
         raise JSONProblem(f"not readable JSON ({exc})", pos, end) from None
     _check_text(value, text, pos, stop)
     return value, stop
@@ -145,7 +155,10 @@ def decode_at(text: str, pos: int) -> tuple[Any, int]:
 def loads(text: str) -> Any:
     """Decode a whole document (one value, white space around it), or raise ``JSONProblem``."""
     start = skip_space(text, 0)
-    value, end = decode_at(text, start)
+    # Counting brackets is far cheaper than scanning tokens: a document (a webhook body)
+    # with at most MAX_DEPTH of them cannot nest deeper, whatever its strings hold.
+    shallow = text.count("[") + text.count("{") <= MAX_DEPTH
+    value, end = decode_at(text, start, shallow=shallow)
     rest = skip_space(text, end)
     if rest < len(text):
         raise JSONProblem("not valid JSON (extra data after the value)", rest, len(text))
@@ -175,6 +188,8 @@ def _check_text(value: Any, text: str, start: int, end: int) -> None:
 
 def lone_surrogate(value: Any) -> str | None:
     """Name the first string in ``value`` holding a lone surrogate (it cannot be encoded), if any."""
+    if not _any_surrogate(value):
+        return None  # the usual case, found without building every string's location
     for location, string in _strings(value):
         found = _SURROGATE.search(string)
         if found:
@@ -183,6 +198,19 @@ def lone_surrogate(value: Any) -> str | None:
                 f"(lone surrogate \\u{ord(found.group()):04x})"
             )
     return None
+
+
+def _any_surrogate(value: Any) -> bool:
+    """Whether ``value`` may hold a surrogate: ``False`` is certain, ``True`` asks for the walk.
+
+    ``repr`` (one C pass) writes every surrogate as a ``\\udXXX`` escape, never as
+    the character, so a text without ``\\ud`` has none. A string that merely
+    holds a backslash before ``ud`` only costs the exact walk.
+    """
+    try:
+        return "\\ud" in repr(value)
+    except RecursionError:  # nested past the interpreter's limit: walk it iteratively
+        return True
 
 
 def _strings(value: Any) -> Iterator[tuple[list[str | int], str]]:

@@ -52,15 +52,21 @@ _ALWAYS_ENCODED = frozenset('/\\%#?*:"<>|')
 #: Unicode categories encoded: controls, format, surrogates, private use, unassigned, separators.
 _ENCODED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _CONFLICT_SUFFIX = re.compile(r"\.conflict-[0-9a-f]{12}(\.[^.]*)?$")
+#: ASCII letters, digits, ``.``, ``_`` and ``-``: characters :func:`encode_component` keeps as
+#: they are (a leading ``.`` and ``manifest.json`` are still handled after).
+_PLAIN = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def encode_component(value: str, *, what: str) -> str:
     """Turn one identifier into a safe key component, or raise ``UnsafeIdentifier``."""
     if value == "":
         raise UnsafeIdentifier(f"{what} is empty and cannot be used as a path component")
-    if any(unicodedata.category(c) == "Cs" for c in value):
-        raise UnsafeIdentifier(f"{what} {value!r} is not valid Unicode (lone surrogate)")
-    encoded = "".join(_encode_char(c) for c in value)
+    if _PLAIN.fullmatch(value):
+        encoded = value  # the usual ID: nothing in it is ever encoded
+    else:
+        if any(unicodedata.category(c) == "Cs" for c in value):
+            raise UnsafeIdentifier(f"{what} {value!r} is not valid Unicode (lone surrogate)")
+        encoded = "".join(_encode_char(c) for c in value)
     if encoded[0] == ".":
         encoded = "%2E" + encoded[1:]
     elif encoded.lower() == MANIFEST_NAME:

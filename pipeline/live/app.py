@@ -5,8 +5,9 @@ the signature over those raw bytes, validates the body, and commits it to the
 journal. Only then does it answer 200, so a delivery that got a 200 survives
 a crash. Concurrent deliveries share one commit (see
 :mod:`pipeline.journal.committer`): each request waits for the transaction
-holding its delivery. Archiving is left to the background workers (see
-:mod:`.workers`).
+holding its delivery. That route is served by a bare handler (see
+:mod:`.webhook`); the others, and the lifespan that opens the journal and
+runs the background workers (see :mod:`.workers`), by Starlette.
 """
 
 from __future__ import annotations
@@ -17,29 +18,28 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from storage_backends import Backend, StorageError
 
 from ..archive import Archiver, RetryPolicy
 from ..config import Config
 from ..download import DownloadPolicy
-from ..errors import InputError, JournalError, TrackArchiveError
-from ..events import OtherEvent, TrackEvent
+from ..errors import JournalError, TrackArchiveError
 from ..journal import SQLiteJournal
 from ..journal.committer import GroupCommitter
-from ..jsontext import JSONProblem, loads_bytes
 from ..run import open_run
-from .errors import SignatureRejected
 from .lifecycle import StuckWatch
 from .metrics import CONTENT_TYPE, ReceiverMetrics
 from .sessions import session_report
-from .signature import SIGNATURE_HEADER, SignatureVerifier
+from .signature import SignatureVerifier
+from .webhook import WEBHOOK_PATH, WebhookEndpoint
 from .workers import ArchiveWorkers
 
 
@@ -61,15 +61,7 @@ BackgroundFactory = Callable[[SQLiteJournal, "ReceiverMetrics"], BackgroundWork]
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_PATH = "/webhooks/videosdk"
-
-
-class BodyTooLarge(Exception):
-    """The request body passed the configured limit."""
-
-
-class BodyTooSlow(Exception):
-    """The request body did not arrive within the configured time."""
+__all__ = ["WEBHOOK_PATH", "BackgroundFactory", "BackgroundWork", "ReceiverApp", "create_app"]
 
 
 @dataclass
@@ -87,29 +79,6 @@ class LiveState:
     workers: BackgroundWork | None = None
 
 
-async def read_limited(request: Request, limit: int, seconds: float) -> bytes:
-    """The body, counted as it arrives, within ``seconds``.
-
-    ``Content-Length`` is only trusted to refuse early. The deadline keeps a
-    client that drips its body from holding the connection (the server has none).
-    """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(seconds):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge
-                chunks.append(chunk)
-    except TimeoutError:
-        raise BodyTooSlow from None
-    return b"".join(chunks)
-
-
 def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
@@ -117,72 +86,6 @@ def _error(status: int, reason: str) -> JSONResponse:
 def _state(request: Request) -> LiveState:
     state: LiveState = request.app.state.live
     return state
-
-
-async def receive_webhook(request: Request) -> Response:
-    """Verify, validate and durably record one delivery, then answer."""
-    live = _state(request)
-    metrics = live.metrics
-    try:
-        body = await read_limited(
-            request, live.config.serve.max_body, live.config.serve.body_timeout
-        )
-    except BodyTooLarge:
-        metrics.rejected.inc(reason="too_large")
-        return _error(413, f"body larger than {live.config.serve.max_body} bytes")
-    except BodyTooSlow:
-        metrics.rejected.inc(reason="too_slow")
-        response = _error(408, f"body not received within {live.config.serve.body_timeout} s")
-        response.headers["Connection"] = "close"
-        return response
-    if live.verifier is not None:
-        try:
-            form = live.verifier.verify(body, request.headers.get(SIGNATURE_HEADER))
-        except SignatureRejected as exc:
-            metrics.rejected.inc(reason="signature")
-            log.warning("webhook refused: %s", exc)
-            return _error(401, str(exc))
-        if form != "raw":
-            log.debug("webhook signature matched the body's compact JSON form")
-    try:
-        payload = loads_bytes(body)
-    except JSONProblem as exc:
-        metrics.rejected.inc(reason="malformed")
-        return _error(400, f"body is not JSON this receiver can read: {exc.message}")
-    try:
-        event = await _record(live, payload)
-    except InputError as exc:
-        metrics.rejected.inc(reason="malformed")
-        return _error(400, exc.reason)
-    except (JournalError, OSError) as exc:
-        # Not recorded: a 5xx makes the service deliver again later.
-        metrics.rejected.inc(reason="unavailable")
-        log.error("webhook not recorded: %s", exc)
-        return _error(503, "the journal is unavailable; deliver again later")
-    metrics.received.inc(type=event.webhookType[:80])
-    if isinstance(event, OtherEvent):
-        log.info("webhook type %r accepted but not archived", event.webhookType[:80])
-        return JSONResponse({"accepted": True, "archived": False})
-    data = event.data
-    live.stuck.observe((data.sessionId, data.participantId, data.kind), event.stage)
-    if live.workers is not None:
-        live.workers.wake()
-    return JSONResponse({"accepted": True, "archived": bool(data.fileDetails)})
-
-
-async def _record(live: LiveState, payload: Any) -> TrackEvent | OtherEvent:
-    """Validate, then wait until the delivery and its segment jobs are on disk."""
-    # Local workers take jobs committed with the delivery; a broker forwarder reads the
-    # journal's unprocessed deliveries instead, so those are left for it to expand.
-    local = isinstance(live.workers, ArchiveWorkers)
-    delivery = Archiver.prepare(payload, source="webhook", with_segments=local)
-    if delivery.record is not None:
-        if live.committer is None:
-            raise JournalError("the journal is not open")
-        new = await live.committer.record(delivery.record)
-        if new and delivery.jobs and isinstance(live.workers, ArchiveWorkers):
-            live.workers.jobs_queued()
-    return delivery.event
 
 
 async def healthz(request: Request) -> Response:
@@ -223,6 +126,25 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(text, media_type=CONTENT_TYPE)
 
 
+class ReceiverApp:
+    """The receiver as one ASGI app: webhook deliveries straight to their handler.
+
+    Every delivery takes the bare handler; anything else (the lifespan, the
+    GET routes, another method on the webhook path) goes to Starlette.
+    """
+
+    def __init__(self, webhook: WebhookEndpoint, routes: Starlette) -> None:
+        self.webhook = webhook
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI connection."""
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST":
+            await self.webhook(scope, receive, send)
+        else:
+            await self.routes(scope, receive, send)
+
+
 def create_app(
     config: Config,
     *,
@@ -231,7 +153,7 @@ def create_app(
     verifier: SignatureVerifier | None,
     tick: float = 30.0,
     background: BackgroundFactory | None = None,
-) -> Starlette:
+) -> ReceiverApp:
     """The receiver app; its lifespan opens the journal and runs the workers.
 
     ``verifier=None`` accepts unsigned deliveries (``--no-verify``).
@@ -303,9 +225,11 @@ def create_app(
                 live.journal = None
                 holder.pop("journal", None)
 
+    webhook = WebhookEndpoint(live)
     app = Starlette(
         routes=[
-            Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
+            # Starlette still answers other methods on this path (405, Allow: POST).
+            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/sessions/{session_id}", session, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -313,4 +237,4 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.live = live
-    return app
+    return ReceiverApp(webhook, app)

@@ -1,10 +1,12 @@
 """Running the receiver under uvicorn: in the foreground (``serve``) or in a thread (demo, tests).
 
-uvicorn's h11 protocol waits for a request's line and headers as long as the
-client keeps the connection open, so a client sending a header byte a second
-(slowloris) would hold a connection forever. The protocol used here closes a
-connection whose request head is not complete within ``serve.header_timeout``
-seconds of its first byte (or of the connection, for the first request).
+uvicorn runs on uvloop with the httptools parser when they are installed
+(``uvicorn[standard]``), else on asyncio with h11. Neither protocol bounds
+the time a client takes to send a request's line and headers, so a client
+sending a header byte a second (slowloris) would hold a connection forever.
+The protocols used here close a connection whose request head is not
+complete within ``serve.header_timeout`` seconds of its first byte (or of
+the connection, for the first request), whichever parser reads it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..config import ServeSection
@@ -30,69 +32,119 @@ GRACEFUL_SHUTDOWN = 5
 #: Seconds a client may take to send a request's line and headers (``serve.header_timeout``).
 DEFAULT_HEADER_TIMEOUT: float = ServeSection.model_fields["header_timeout"].default
 
+#: Which HTTP parser reads requests: ``auto`` is httptools when installed, else h11.
+HttpParser = Literal["auto", "h11", "httptools"]
 
-class HeaderDeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on each request's head.
 
-    The deadline is armed when a connection opens and when the first byte of a
-    further request arrives on a kept-alive one (between requests uvicorn's own
-    keep-alive timeout applies); it is cancelled once h11 has the whole head.
+class HeadDeadline:
+    """One connection's deadline for a complete request head.
+
+    Armed when the connection opens, and when a chunk leaves a new request's
+    head incomplete (the first byte of a further request on a kept-alive
+    connection; between requests uvicorn's own keep-alive timeout applies).
+    A head that arrives whole in one chunk, the usual case, never starts a
+    timer, so the deadline costs nothing per request.
     """
 
-    header_timeout = DEFAULT_HEADER_TIMEOUT
-    _head_timer: asyncio.TimerHandle | None = None
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.Transport,
+        seconds: float,
+        client: tuple[str, int] | None,
+    ) -> None:
+        self._loop = loop
+        self._transport = transport
+        self._seconds = seconds
+        self._client = client
+        self._timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows the base's BaseTransport the same way
-        super().connection_made(transport)
-        self._arm()
+    def arm(self) -> None:
+        """Start counting, unless already counting."""
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._seconds, self._expired)
 
-    def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and self._awaiting_head():
-            self._arm()
-        super().data_received(data)
-        if not self._awaiting_head():
-            self._disarm()
+    def disarm(self) -> None:
+        """Stop counting: the head is complete (or the connection gone)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+    def after_chunk(self, awaiting_head: bool) -> None:
+        """A chunk was parsed; ``awaiting_head`` tells whether a request head is still wanted."""
+        if awaiting_head and not self._transport.is_closing():
+            self.arm()
+        else:
+            self.disarm()
 
-    def _awaiting_head(self) -> bool:
-        return self.cycle is None or self.cycle.response_complete
-
-    def _arm(self) -> None:
-        self._head_timer = self.loop.call_later(self.header_timeout, self._head_too_slow)
-
-    def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_too_slow(self) -> None:
-        self._head_timer = None
-        if not self.transport.is_closing():
+    def _expired(self) -> None:
+        self._timer = None
+        if not self._transport.is_closing():
             log.warning(
                 "closed the connection from %s: no complete request head within %s s",
-                self.client[0] if self.client else "?",
-                self.header_timeout,
+                self._client[0] if self._client else "?",
+                self._seconds,
             )
-            self.transport.close()
+            self._transport.close()
 
 
-def _protocol(header_timeout: float) -> type[HeaderDeadlineProtocol]:
-    return type(
-        "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout}
-    )
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is part of uvicorn[standard]; h11 serves without it
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]  # the name tells the parser is missing
+
+
+def _with_head_deadline(
+    base: type[H11Protocol] | type[HttpToolsProtocol], header_timeout: float
+) -> type[asyncio.Protocol]:
+    """uvicorn's protocol ``base`` with a :class:`HeadDeadline` on each request's head.
+
+    Both of uvicorn's protocols keep the request being answered in ``cycle``
+    (``None`` before the first one), so one test serves both parsers: a head is
+    wanted while there is no cycle or its response is complete.
+    """
+
+    def connection_made(self: Any, transport: asyncio.Transport) -> None:
+        base.connection_made(self, transport)
+        self._deadline = HeadDeadline(self.loop, transport, header_timeout, self.client)
+        self._deadline.arm()
+
+    def data_received(self: Any, data: bytes) -> None:
+        base.data_received(self, data)
+        if self._deadline is not None:
+            self._deadline.after_chunk(self.cycle is None or self.cycle.response_complete)
+
+    def connection_lost(self: Any, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.disarm()
+        base.connection_lost(self, exc)
+
+    methods = {
+        "_deadline": None,
+        "connection_made": connection_made,
+        "data_received": data_received,
+        "connection_lost": connection_lost,
+    }
+    return type(f"HeadDeadline{base.__name__}", (base,), methods)
+
+
+def _protocol(parser: HttpParser, header_timeout: float) -> type[asyncio.Protocol]:
+    """The protocol class for ``parser`` with ``header_timeout`` set."""
+    if parser == "h11" or (parser == "auto" and HttpToolsProtocol is None):
+        return _with_head_deadline(H11Protocol, header_timeout)
+    if HttpToolsProtocol is None:
+        raise RuntimeError("the httptools parser is not installed (pip install 'uvicorn[standard]')")
+    return _with_head_deadline(HttpToolsProtocol, header_timeout)
 
 
 def uvicorn_config(
-    app: Starlette,
+    app: ASGIApp,
     *,
     host: str,
     port: int,
-    access_log: bool = False,
     lifespan: Literal["on", "off"] = "on",
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    parser: HttpParser = "auto",
 ) -> uvicorn.Config:
     """uvicorn settings for the receiver: lifespan on (it runs the workers), a header deadline.
 
@@ -102,24 +154,29 @@ def uvicorn_config(
         app,
         host=host,
         port=port,
-        http=_protocol(header_timeout),
+        http=_protocol(parser, header_timeout),
         lifespan=lifespan,
         log_level="warning",
-        access_log=access_log,
+        # At log level "warning" uvicorn's access lines (INFO) never print; formatting
+        # them for nothing cost every request.
+        access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         # Deliveries are small; a client that sends headers slowly is not worth waiting for.
         timeout_keep_alive=5,
         # No websocket routes: do not load a websocket implementation at all.
         ws="none",
+        # Nothing here reads the client's address or scheme, so X-Forwarded-* headers
+        # need not be parsed on every request.
+        proxy_headers=False,
     )
 
 
 def serve_forever(
-    app: Starlette, *, host: str, port: int, header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    app: ASGIApp, *, host: str, port: int, header_timeout: float = DEFAULT_HEADER_TIMEOUT
 ) -> None:
     """Serve until interrupted (Ctrl-C / SIGTERM stop it gracefully)."""
     server = uvicorn.Server(
-        uvicorn_config(app, host=host, port=port, access_log=True, header_timeout=header_timeout)
+        uvicorn_config(app, host=host, port=port, header_timeout=header_timeout)
     )
     server.run()
     if not server.started:
@@ -131,17 +188,19 @@ class ServerThread:
 
     ``port`` 0 picks a free port; a busy port falls back to a free one when
     ``fallback`` is set. ``lifespan`` is "on" for the receiver (it runs the workers).
+    ``parser`` picks the HTTP parser (``auto``: httptools when installed).
     """
 
     def __init__(
         self,
-        app: Starlette,
+        app: ASGIApp,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
         fallback: bool = False,
         lifespan: Literal["on", "off"] = "on",
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        parser: HttpParser = "auto",
     ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -155,7 +214,12 @@ class ServerThread:
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(
             uvicorn_config(
-                app, host=host, port=self.port, lifespan=lifespan, header_timeout=header_timeout
+                app,
+                host=host,
+                port=self.port,
+                lifespan=lifespan,
+                header_timeout=header_timeout,
+                parser=parser,
             )
         )
         self._thread = threading.Thread(

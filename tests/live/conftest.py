@@ -20,7 +20,7 @@ from pipeline.config import Config
 from pipeline.download import DownloadPolicy
 from pipeline.journal import SQLiteJournal
 from pipeline.live import SIGNATURE_HEADER, WEBHOOK_PATH, SignatureVerifier, create_app
-from pipeline.live.runner import ServerThread
+from pipeline.live.runner import HttpParser, ServerThread
 from pipeline.standin import RecordingService, StandInServer
 from storage_backends import Backend, BackendOptions, open_backend
 
@@ -96,6 +96,7 @@ def start_receiver(tmp_path: Path, standin: StandIn) -> Iterator[StartReceiver]:
             backend: Backend | None = None,
             tick: float = 0.2,
             root: Path | None = None,
+            parser: HttpParser = "auto",
             **overrides: Any,
         ) -> Receiver:
             config = live_config(root or tmp_path, standin.url, **overrides)
@@ -110,7 +111,7 @@ def start_receiver(tmp_path: Path, standin: StandIn) -> Iterator[StartReceiver]:
                 tick=tick,
             )
             server = stack.enter_context(
-                ServerThread(app, header_timeout=config.serve.header_timeout)
+                ServerThread(app, header_timeout=config.serve.header_timeout, parser=parser)
             )
             return Receiver(server.url, config, backend)
 

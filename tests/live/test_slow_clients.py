@@ -8,12 +8,20 @@ import json
 import socket
 import time
 
+import pytest
+
+from pipeline.live.runner import HttpParser
+
 from .conftest import SIGNATURE_HEADER, StandIn, StartReceiver, metric
 
 STARTED = {
     "webhookType": "participant-track-recording-started",
     "data": {"meetingId": "m", "sessionId": "slow", "participantId": "p", "kind": "audio"},
 }
+
+
+#: Each deadline must hold whichever HTTP parser uvicorn uses.
+PARSERS = pytest.mark.parametrize("parser", ["h11", "httptools"])
 
 
 def _connect(url: str) -> socket.socket:
@@ -33,10 +41,11 @@ def _closed(sock: socket.socket) -> bool:
         return True
 
 
+@PARSERS
 def test_a_client_dripping_its_headers_is_disconnected(
-    standin: StandIn, start_receiver: StartReceiver
+    standin: StandIn, start_receiver: StartReceiver, parser: HttpParser
 ) -> None:
-    receiver = start_receiver(**{"serve.header_timeout": 1.0})
+    receiver = start_receiver(parser=parser, **{"serve.header_timeout": 1.0})
     sock = _connect(receiver.url)
     head = b"POST /webhooks/videosdk HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
     sent = 0
@@ -63,20 +72,22 @@ def test_a_client_dripping_its_headers_is_disconnected(
         prompt.close()
 
 
+@PARSERS
 def test_a_connection_that_never_sends_a_request_is_closed(
-    standin: StandIn, start_receiver: StartReceiver
+    standin: StandIn, start_receiver: StartReceiver, parser: HttpParser
 ) -> None:
-    receiver = start_receiver(**{"serve.header_timeout": 1.0})
+    receiver = start_receiver(parser=parser, **{"serve.header_timeout": 1.0})
     with _connect(receiver.url) as sock:
         sock.settimeout(30)
         with contextlib.suppress(ConnectionResetError):
             assert sock.recv(1) == b""
 
 
+@PARSERS
 def test_a_client_dripping_its_body_gets_408(
-    standin: StandIn, start_receiver: StartReceiver
+    standin: StandIn, start_receiver: StartReceiver, parser: HttpParser
 ) -> None:
-    receiver = start_receiver(**{"serve.body_timeout": 1.0})
+    receiver = start_receiver(parser=parser, **{"serve.body_timeout": 1.0})
     body = json.dumps(STARTED).encode()
     head = (
         f"POST /webhooks/videosdk HTTP/1.1\r\nHost: x\r\n"

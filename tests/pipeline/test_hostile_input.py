@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.events import parse_event
+from pipeline.events import TrackEvent, parse_event
 from pipeline.ingest import RawRecord, read_sources
 
 STARTED = {
@@ -139,3 +139,20 @@ def test_an_id_that_cannot_become_a_key_is_blamed_on_its_own_field() -> None:
         body = {**stopped, "data": {**stopped["data"], field: "x" * 300}}
         with pytest.raises(InputError, match=rf"field data\.{field}: {field} is too long"):
             parse_event(body, source="w.json")
+
+
+def test_a_lone_surrogate_is_found_wherever_the_value_came_from() -> None:
+    # A decoded value handed over directly (not read by the bounded decoder) is checked too.
+    nested = {**STARTED, "extra": [{"note\udc80": "x"}]}
+    with pytest.raises(InputError, match=r"field extra\[0\]\.note\\udc80: not valid Unicode"):
+        parse_event(nested, source="test")
+    lone = {**STARTED, "data": {**STARTED["data"], "participantId": "p\ud800"}}
+    with pytest.raises(InputError, match=r"field data\.participantId: not valid Unicode"):
+        parse_event(lone, source="test")
+
+
+def test_text_that_only_spells_an_escape_is_an_ordinary_string() -> None:
+    # A backslash, then "ud800": six ordinary characters, not a surrogate.
+    spelled = {**STARTED, "data": {**STARTED["data"], "participantId": "p\\ud800"}}
+    event = parse_event(spelled, source="test")
+    assert isinstance(event, TrackEvent) and event.data.participantId == "p\\ud800"
