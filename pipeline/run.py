@@ -50,12 +50,36 @@ class Progress(Protocol):
         """The run ended, normally or not."""
 
 
-def open_configured_backend(config: Config, url: str | None = None) -> Backend:
-    """Open ``url`` (default: the configured archive root) with the configured options."""
+def open_configured_backend(
+    config: Config, url: str | None = None, *, clean_leftovers: bool = True
+) -> Backend:
+    """Open ``url`` (default: the configured archive root) with the configured options.
+
+    Unless ``clean_leftovers`` is false (a read-only use), first remove what
+    writes killed midway left there (see ``Backend.clean_leftovers``); a
+    failure to clean is logged and never stops the caller.
+    """
     try:
-        return open_backend(url or config.backend.url, config.backend.options())
+        backend = open_backend(url or config.backend.url, config.backend.options())
     except BackendConfigError as exc:
         raise ConfigError(str(exc)) from None
+    if clean_leftovers:
+        _clean_leftovers(backend)
+    return backend
+
+
+def _clean_leftovers(backend: Backend) -> None:
+    try:
+        removed = backend.clean_leftovers()
+    except Exception as exc:  # cleaning is a courtesy: whatever fails, the run goes on
+        log.warning(
+            "could not clean what interrupted writes left in %s (the run goes on): %s",
+            backend.url,
+            exc,
+        )
+        return
+    if removed:
+        log.info("removed %d leftover(s) of interrupted writes from %s", removed, backend.url)
 
 
 def download_policy(config: Config) -> DownloadPolicy:

@@ -1,13 +1,19 @@
-"""What the local backend keeps beside each file: its metadata and its key locks.
+"""What the local backend keeps beside each file: its metadata, and how it locks a key.
 
 Checksums, metadata and a per-write version id ride along as one extended
-attribute on the file itself, so they move atomically with the rename. Locks
-are ``flock`` on one of ``LOCK_STRIPES`` files in a hidden directory, picked
-by a stable hash of the key (see ``local.py`` for the rule they serve).
+attribute on the file itself, so they move atomically with the rename.
+
+A key's lock is an ``flock`` on the directory that holds the key: it creates no
+file, so the archive root holds nothing but objects. Filesystems that cannot
+lock a directory (NFS emulates ``flock`` with byte-range locks, which need a
+file open for writing) use one of ``LOCK_STRIPES`` lock files in the root's
+work directory instead, picked by a stable hash of the key. See ``local.py``
+for the rule the locks serve.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -21,17 +27,41 @@ from typing import Any
 from storage_backends._streams import make_dirs
 from storage_backends.base import ObjectStat
 
-LOCK_DIR = ".track-archive-locks"
-#: Lock files per root: enough that two busy keys rarely share one, few enough to stay tidy.
+#: Lock files per root where directories cannot be locked: enough that two busy keys rarely
+#: share one, few enough to stay tidy.
 LOCK_STRIPES = 64
 XATTR_NAME = "user.track-archive"
+#: ``flock`` errors on a directory meaning "not lockable here" rather than a real failure.
+_NO_DIRECTORY_LOCKS = frozenset({errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP})
 
 
 @contextmanager
-def key_lock(root: Path, key: str) -> Iterator[None]:
-    """Hold the key's lock (shared with the few keys hashing to the same stripe)."""
+def key_lock(directory: Path, work_dir: Path, key: str) -> Iterator[None]:
+    """Hold the lock of ``key``, whose object lives in ``directory`` (which must exist).
+
+    Every key in one directory shares the lock; creates take none, so only
+    replacing writes and deletes in the same directory ever wait for each other.
+    """
+    # Each open is its own open file description, so threads of one process
+    # exclude each other as well as other processes.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno not in _NO_DIRECTORY_LOCKS:
+            raise
+        fd = _lock_stripe(work_dir, key)
+    try:
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _lock_stripe(work_dir: Path, key: str) -> int:
+    """Open and lock the key's lock file in the work directory; return its descriptor."""
     # crc32, not hash(): every process must pick the same file for a key.
-    lock = root / LOCK_DIR / f"{zlib.crc32(key.encode()) % LOCK_STRIPES:02x}"
+    lock = work_dir / "locks" / f"{zlib.crc32(key.encode()) % LOCK_STRIPES:02x}"
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
         fd = os.open(lock, flags, 0o644)
@@ -39,12 +69,11 @@ def key_lock(root: Path, key: str) -> Iterator[None]:
         make_dirs(lock.parent, fsync=False)  # locks need no durability
         fd = os.open(lock, flags, 0o644)
     try:
-        # Each open is its own open file description, so threads of one
-        # process exclude each other as well as other processes.
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def stat_of(key: str, st: os.stat_result, attrs: dict[str, Any] | None) -> ObjectStat:

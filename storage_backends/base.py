@@ -223,13 +223,15 @@ class Backend(ABC):
         return self._local_path(key)
 
     def clean_leftovers(self, *, older_than: timedelta | None = None) -> int:
-        """Remove what runs killed mid-write left in this root; return how many.
+        """Remove what writes killed midway left in this root; return how many were removed.
 
         Only leftovers no live writer can own are removed: older than
-        ``older_than`` (each backend has a safe default), and on local disk
-        also not locked by a live process.
+        ``older_than`` (default: the backend's ``leftover_age`` option), and on
+        local disk also not locked by a live process. Objects are never touched.
         """
-        return 0
+        if older_than is not None and older_than < timedelta(0):
+            raise ValueError(f"older_than must not be negative, got {older_than}")
+        return self._clean_leftovers(older_than)
 
     # -- the backend's own operations, called with checked arguments -----------
 
@@ -307,6 +309,9 @@ class Backend(ABC):
 
     def _local_path(self, key: str) -> Path | None:
         return None
+
+    def _clean_leftovers(self, older_than: timedelta | None) -> int:
+        return 0  # a backend whose interrupted writes leave nothing behind
 
     def close(self) -> None:
         """Release connections; the backend is unusable afterwards."""

@@ -1,14 +1,17 @@
 """Local-disk backend: a directory is the archive root, keys are relative paths.
 
-Every write goes to a temp file in the target's directory, is checked, fsynced
-and renamed into place, so a reader never sees a partial object. Checksums,
-metadata and a per-write version id ride along as one extended attribute on
-the file itself (so they move atomically with the rename).
+Every write goes to a temp file, is checked, fsynced and then linked or
+renamed into place, so a reader never sees a partial object. Temp files have
+no name where the filesystem allows it, so a killed process leaves nothing
+behind; elsewhere they are named in the root's one work directory, where
+``clean_leftovers`` finds what a dead process left (see ``_local_temp``).
+Checksums, metadata and a per-write version id ride along as one extended
+attribute on the file itself (so they move atomically with the rename).
 
 Concurrency rule, between threads and between processes sharing a root:
 
-* a create-only write needs no lock: ``os.link`` of the finished temp file
-  fails if anything already holds the name, which is atomic in the kernel;
+* a create-only write needs no lock: linking the finished temp file to its
+  name fails if anything already holds the name, which is atomic in the kernel;
 * every write that may replace an object (unconditional or compare-and-swap)
   and every delete holds the key's lock from its check to its rename, so a
   compare-and-swap cannot overwrite a write that landed after its check.
@@ -16,11 +19,10 @@ Concurrency rule, between threads and between processes sharing a root:
 A sealed file (``put_file(..., sealed=...)``) on the same file system is linked
 at the key, not copied (``_local_link``), create-only like any other new object.
 
-Locks are ``flock`` on one of ``LOCK_STRIPES`` files in the hidden
-``.track-archive-locks`` directory, picked by a stable hash of the key: writes
-to unrelated keys almost never wait for each other, and the number of lock
-files stays bounded. Listings skip every name with the reserved prefix, so
-neither temp files nor locks are ever listed or synced.
+A key's lock is an ``flock`` on the directory holding it, which adds no file
+to the root (see ``_local_meta``): writes in different directories never wait
+for each other. Listings skip every name with the reserved prefix, so the work
+directory is never listed or synced.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ import stat as stat_mod
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from storage_backends._copy import COPY_CHUNK_SIZE, Digests, advise_sequential, copy_hashed
 from storage_backends._local_link import link_sealed
-from storage_backends._local_meta import LOCK_DIR, key_lock, read_attrs, stat_of, write_attrs
+from storage_backends._local_meta import key_lock, read_attrs, stat_of, write_attrs
+from storage_backends._local_temp import NO_HARD_LINKS, WORK_DIR, TempFile, TempFiles
 from storage_backends._streams import TEMP_PREFIX, fsync_dir, make_dirs, temp_path_for
 from storage_backends.base import Backend, ObjectStat
 from storage_backends.checksums import hash_bytes
@@ -53,11 +57,9 @@ from storage_backends.keys import INTERNAL_PREFIX
 from storage_backends.options import LocalOptions
 from storage_backends.sealed import FileSeal
 
-assert TEMP_PREFIX.startswith(INTERNAL_PREFIX) and LOCK_DIR.startswith(INTERNAL_PREFIX)
-#: ``os.link`` errors meaning "this filesystem has no hard links" rather than a real failure.
-_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+assert TEMP_PREFIX.startswith(INTERNAL_PREFIX) and WORK_DIR.startswith(INTERNAL_PREFIX)
 #: ``os.link`` errors after which a sealed file is copied instead (another file system too).
-_COPY_INSTEAD = _NO_HARD_LINKS | {errno.EXDEV, errno.EMLINK}
+_COPY_INSTEAD = NO_HARD_LINKS | {errno.EXDEV, errno.EMLINK}
 
 
 class LocalBackend(Backend):
@@ -73,6 +75,7 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise BackendConfigError(f"cannot use {root} as archive root: {exc.strerror}") from exc
         self._root = root
+        self._temps = TempFiles(root)
 
     @property
     def url(self) -> str:
@@ -128,81 +131,92 @@ class LocalBackend(Backend):
             return PermissionDenied(message, backend=self.url, key=key)
         return StorageError(message, backend=self.url, key=key)
 
+    def _clean_leftovers(self, older_than: timedelta | None) -> int:
+        """Remove named temp files of dead writers from the work directory."""
+        age = self._options.leftover_age if older_than is None else older_than.total_seconds()
+        try:
+            return self._temps.clean(age)
+        except OSError as exc:
+            raise self._error(exc, WORK_DIR, "clean_leftovers") from exc
+
     # -- writes ------------------------------------------------------------------
 
     def _write_temp(
         self, key: str, dest: Path, chunks: Iterable[bytes], attrs: dict[str, Any], size: int
-    ) -> tuple[Path, Digests, ObjectStat]:
-        """Write a finished, fsynced temp file beside ``dest``; return it and its stat."""
+    ) -> tuple[TempFile, Digests, ObjectStat]:
+        """Write a finished, fsynced temp file for ``dest``; return it (still open) and its stat.
+
+        The caller commits or discards it; until then its writer's lock tells
+        ``clean_leftovers`` that it is in use.
+        """
         make_dirs(dest.parent, fsync=self._options.fsync)
-        tmp = temp_path_for(dest)
+        temp = self._temps.create(dest.parent)
         fsync = self._options.fsync
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            try:
-                written = copy_hashed(
-                    chunks, fd, sha256=True, start_writeback=fsync, size_hint=size
-                )
-                st = os.fstat(fd)
-                stored = {
-                    **attrs,
-                    "crc32c": written.crc32c,
-                    "sha256": written.sha256,
-                    "size": st.st_size,
-                    "mtime_ns": st.st_mtime_ns,
-                    "version": uuid.uuid4().hex,
-                }
-                has_attrs = write_attrs(fd, stored)
-                if fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            written = copy_hashed(
+                chunks, temp.fd, sha256=True, start_writeback=fsync, size_hint=size
+            )
+            st = os.fstat(temp.fd)
+            stored = {
+                **attrs,
+                "crc32c": written.crc32c,
+                "sha256": written.sha256,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "version": uuid.uuid4().hex,
+            }
+            has_attrs = write_attrs(temp.fd, stored)
+            if fsync:
+                os.fsync(temp.fd)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            self._temps.discard(temp)
             raise
         # Link and rename keep the inode, its mtime and its xattr: this is the
         # stat the key will have, without reading it back.
-        return tmp, written, stat_of(key, st, stored if has_attrs else None)
+        return temp, written, stat_of(key, st, stored if has_attrs else None)
+
+    def _lock(self, dest: Path, key: str) -> AbstractContextManager[None]:
+        return key_lock(dest.parent, self._temps.work_dir, key)
 
     def _commit(
-        self, tmp: Path, dest: Path, key: str, *, if_absent: bool, if_version: str | None
+        self, temp: TempFile, dest: Path, key: str, *, if_absent: bool, if_version: str | None
     ) -> None:
         """Move a finished temp file to ``dest`` under the module's concurrency rule."""
         try:
             if if_absent:
-                self._link_new(tmp, dest, key)
+                self._link_new(temp, dest, key)
             else:
-                with key_lock(self._root, key):
+                with self._lock(dest, key):
                     if if_version is not None and self._current_version(dest, key) != if_version:
                         raise PreconditionFailed(
                             "compare-and-swap write: the object changed since it was read",
                             backend=self.url,
                             key=key,
                         )
-                    os.replace(tmp, dest)
+                    self._temps.replace(temp, dest)
             if self._options.fsync:
                 fsync_dir(dest.parent)
         finally:
-            tmp.unlink(missing_ok=True)
+            self._temps.discard(temp)
 
-    def _link_new(self, tmp: Path, dest: Path, key: str) -> None:
+    def _link_new(self, temp: TempFile, dest: Path, key: str) -> None:
         exists = PreconditionFailed(
             "create-only write: an object already exists", backend=self.url, key=key
         )
         try:
-            os.link(tmp, dest, follow_symlinks=False)
+            self._temps.link(temp, dest)
             return
         except FileExistsError:
             raise exists from None
         except OSError as exc:
-            if exc.errno not in _NO_HARD_LINKS:
+            if exc.errno not in NO_HARD_LINKS:
                 raise
         # No hard links here: check-then-rename under the key's lock instead,
         # which every replacing write also holds.
-        with key_lock(self._root, key):
+        with self._lock(dest, key):
             if os.path.lexists(dest):
                 raise exists
-            os.replace(tmp, dest)
+            self._temps.replace(temp, dest)
 
     def _current_version(self, path: Path, key: str) -> str | None:
         try:
@@ -239,18 +253,18 @@ class LocalBackend(Backend):
             advise_sequential(source.fileno())
             size = os.fstat(source.fileno()).st_size
             try:
-                tmp, written, stat = self._write_temp(key, dest, _file_chunks(source), attrs, size)
+                temp, written, stat = self._write_temp(key, dest, _file_chunks(source), attrs, size)
             finally:
                 source.close()
             if (written.crc32c, written.sha256) != (crc32c, sha256):
-                tmp.unlink(missing_ok=True)
+                self._temps.discard(temp)
                 raise IntegrityError(
                     f"file {path} does not match the checksums given "
                     f"(crc32c {written.crc32c} != {crc32c} or sha256 differs)",
                     backend=self.url,
                     key=key,
                 )
-            self._commit(tmp, dest, key, if_absent=if_absent, if_version=None)
+            self._commit(temp, dest, key, if_absent=if_absent, if_version=None)
         except OSError as exc:
             raise self._error(exc, key, "put_file") from exc
         return stat
@@ -318,8 +332,8 @@ class LocalBackend(Backend):
         dest = self._path(key)
         attrs = {"metadata": metadata, "content_type": content_type}
         try:
-            tmp, _, stat = self._write_temp(key, dest, [data], attrs, len(data))
-            self._commit(tmp, dest, key, if_absent=if_absent, if_version=if_version)
+            temp, _, stat = self._write_temp(key, dest, [data], attrs, len(data))
+            self._commit(temp, dest, key, if_absent=if_absent, if_version=if_version)
         except OSError as exc:
             raise self._error(exc, key, "put_bytes") from exc
         return stat
@@ -328,7 +342,7 @@ class LocalBackend(Backend):
         """Remove the file at ``key``."""
         path = self._path(key)
         try:
-            with key_lock(self._root, key):
+            with self._lock(path, key):
                 if not stat_mod.S_ISREG(os.lstat(path).st_mode):
                     raise FileNotFoundError(path)
                 path.unlink()
@@ -443,6 +457,10 @@ class LocalBackend(Backend):
         crc, _ = hash_bytes(data)
         self._check_read(stat, len(data), crc)
         return data, stat
+
+    def close(self) -> None:
+        """Remove the root's work directory if no writer is using it."""
+        self._temps.tidy()
 
     def _check_read(self, stat: ObjectStat, size: int, crc32c: str) -> None:
         if size != stat.size or (stat.crc32c is not None and crc32c != stat.crc32c):

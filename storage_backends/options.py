@@ -31,6 +31,10 @@ DEFAULT_GCS_CHUNK_SIZE = 16 * MiB
 DEFAULT_GCS_RESUMABLE_THRESHOLD = 8 * MiB
 DEFAULT_GCS_RETRY_DEADLINE = 300.0
 DEFAULT_TIMEOUT = 60.0
+#: A run cleans a multipart upload older than this; none takes a day.
+DEFAULT_S3_LEFTOVER_AGE = 24 * 3600.0
+#: A run cleans an unlocked local temp file older than this.
+DEFAULT_LOCAL_LEFTOVER_AGE = 15 * 60.0
 
 
 #: Read by pydantic when a config file is validated into these options: an unknown key is an
@@ -41,6 +45,11 @@ _STRICT_KEYS: dict[str, Any] = {"extra": "forbid"}
 def _positive(owner: str, name: str, value: float) -> None:
     if isinstance(value, bool) or not value > 0:
         raise BackendConfigError(f"{owner}.{name} must be positive, got {value!r}")
+
+
+def _not_negative(owner: str, name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise BackendConfigError(f"{owner}.{name} must be zero or more, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,8 +75,12 @@ class S3Options:
     list_page_size: int = DEFAULT_LIST_PAGE_SIZE
     connect_timeout: float = DEFAULT_TIMEOUT
     read_timeout: float = DEFAULT_TIMEOUT
+    #: Seconds after which a run aborts an incomplete multipart upload under the root
+    #: (one a killed run left); 0 aborts every one, so only when no other run is writing.
+    leftover_age: float = DEFAULT_S3_LEFTOVER_AGE
 
     def __post_init__(self) -> None:
+        _not_negative("S3Options", "leftover_age", self.leftover_age)
         for name in (
             "multipart_threshold",
             "part_size",
@@ -137,6 +150,12 @@ class LocalOptions:
     __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT_KEYS
 
     fsync: bool = True
+    #: Seconds after which a run removes a temp file that no live process holds (one a
+    #: killed run left where the filesystem cannot make nameless temp files).
+    leftover_age: float = DEFAULT_LOCAL_LEFTOVER_AGE
+
+    def __post_init__(self) -> None:
+        _not_negative("LocalOptions", "leftover_age", self.leftover_age)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -32,6 +33,7 @@ from storage_backends.errors import (
 from storage_backends.keys import MAX_KEY_BYTES
 from storage_backends.options import S3Options
 from storage_backends.s3_errors import translate_s3_error
+from storage_backends.s3_multipart import abort_stale_uploads
 from storage_backends.s3_writes import S3Writes, whole_object_crc32c
 
 #: CopyObject copies at most 5 GiB in one request.
@@ -173,6 +175,19 @@ class S3Backend(S3Writes, Backend):
                 "copy does not match its source; removed", backend=self._url, key=key
             )
         return stat
+
+    def _clean_leftovers(self, older_than: timedelta | None) -> int:
+        """Abort incomplete multipart uploads under the root older than ``older_than``."""
+        age = (
+            older_than if older_than is not None else timedelta(seconds=self._options.leftover_age)
+        )
+        root = f"{self._prefix}/" if self._prefix else ""
+        try:
+            return abort_stale_uploads(
+                self._client, bucket=self._bucket, prefix=root, cutoff=datetime.now(UTC) - age
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, None, "clean_leftovers") from exc
 
     # -- reads -------------------------------------------------------------------
 

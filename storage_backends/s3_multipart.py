@@ -1,16 +1,22 @@
-"""Multipart upload parts for S3: bounded memory, per-part CRC32C, whole-file CRC32C.
+"""Multipart uploads for S3: parts with bounded memory, and cleaning uploads killed runs left.
 
 Parts are read in order and uploaded by a small thread pool. At most
 ``max_concurrency`` parts are in flight plus the one being read, so a transfer
 holds at most ``part_size * (max_concurrency + 1)`` bytes.
+
+An upload whose process died is never completed nor aborted: S3 keeps (and
+bills) its parts until someone aborts it. :func:`abort_stale_uploads` does,
+for uploads under the archive root started before a cutoff.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from typing import Any, BinaryIO
 
 import google_crc32c
+from botocore.exceptions import ClientError
 
 from storage_backends.checksums import Hasher, crc32c_b64
 
@@ -68,3 +74,27 @@ def _upload_part(
         ChecksumCRC32C=part_crc,
     )
     return {"PartNumber": number, "ETag": response["ETag"], "ChecksumCRC32C": part_crc}
+
+
+def abort_stale_uploads(client: Any, *, bucket: str, prefix: str, cutoff: datetime) -> int:
+    """Abort every incomplete multipart upload under ``prefix`` started at or before ``cutoff``.
+
+    Returns how many were aborted. One another process finished or aborted
+    meanwhile is skipped.
+    """
+    aborted = 0
+    paginator = client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for upload in page.get("Uploads", ()):
+            if upload["Initiated"] > cutoff:
+                continue
+            try:
+                client.abort_multipart_upload(
+                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
+                continue
+            aborted += 1
+    return aborted

@@ -147,7 +147,7 @@ def exports(
     from ..query import list_exports, render
 
     config = load(config_path)
-    with open_configured_backend(config, backend_url) as backend:
+    with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
         rows = list_exports(
             backend,
             session=session,

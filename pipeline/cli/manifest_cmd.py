@@ -31,7 +31,7 @@ def show(session_id: str, config_path: object, backend_url: str | None, as_json:
     from .report import print_manifest
 
     config = load(config_path, **{"backend.url": backend_url})  # type: ignore[arg-type]  # click passes Path | None
-    with open_configured_backend(config) as backend:
+    with open_configured_backend(config, clean_leftovers=False) as backend:
         found, _ = read_manifest(backend, session_id)
         if found is None:
             raise Failed(f"no manifest for session {session_id!r} in {backend.url}")

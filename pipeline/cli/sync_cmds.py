@@ -153,7 +153,7 @@ def sync(
         temp_dir=_staging(config),
     )
     bar = _Bar() if sys.stderr.isatty() and not as_json else None
-    source = open_configured_backend(config, src_url)
+    source = open_configured_backend(config, src_url, clean_leftovers=False)
     try:
         dest = open_configured_backend(config, dst_url)
         try:
@@ -248,7 +248,7 @@ def sessions(
 ) -> None:
     """One row per session: participants, segment counts, bytes, total duration, failures."""
     config = load(config_path)
-    with open_configured_backend(config, backend_url) as backend:
+    with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
         rows = list_sessions(
             backend, since=since, until=until, index_path=query_index_path(config, backend.url)
         )
@@ -278,7 +278,7 @@ def segments(
 ) -> None:
     """One row per archived segment, in recording order."""
     config = load(config_path)
-    with open_configured_backend(config, backend_url) as backend:
+    with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
         rows = list_segments(
             backend,
             session=session,

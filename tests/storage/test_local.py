@@ -23,6 +23,7 @@ from storage_backends import (
     hash_file,
 )
 from storage_backends import local as local_module
+from storage_backends._local_temp import WORK_DIR
 from storage_backends._streams import TEMP_PREFIX
 from storage_backends.keys import INTERNAL_PREFIX
 from storage_backends.local import LocalBackend
@@ -313,7 +314,12 @@ def test_lock_and_temp_files_are_never_listed_or_synced(
     store.put_bytes("s/a.webm", b"a")
     store.delete("s/a.webm")
     store.put_bytes("s/b.webm", b"b", if_absent=True)
-    assert any(p.name.startswith(INTERNAL_PREFIX) for p in store.root.iterdir())  # locks exist
+    # What a dead writer leaves where temp files need names, and lock files where
+    # directories cannot be locked: both in the work directory, never an object.
+    (store.root / WORK_DIR / "locks").mkdir(parents=True)
+    (store.root / WORK_DIR / "locks" / "00").touch()
+    (store.root / WORK_DIR / f"{TEMP_PREFIX}dead").write_bytes(b"partial")
+    assert any(p.name.startswith(INTERNAL_PREFIX) for p in store.root.iterdir())
 
     assert [stat.key for stat in store.list()] == ["s/b.webm", "s/m.json"]
     copy = LocalBackend(tmp_path / "copy", LocalOptions(fsync=False))
