@@ -13,6 +13,7 @@ stat first also refuses a write that would lose before any bytes are sent.
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, suppress
@@ -30,6 +31,7 @@ from storage_backends.errors import IntegrityError, ObjectNotFound, Precondition
 from storage_backends.gcs_errors import GCS_ERRORS, translate_gcs_error
 from storage_backends.keys import MAX_KEY_BYTES
 from storage_backends.options import GCSOptions
+from storage_backends.sealed import FileSeal
 
 
 class _HashingWriter:
@@ -190,6 +192,51 @@ class GCSBackend(Backend):
                 key=key,
             )
         return self._verify_stored(key, blob, size, crc32c)
+
+    def _put_sealed(
+        self,
+        key: str,
+        path: Path,
+        sealed: FileSeal,
+        *,
+        crc32c: str,
+        sha256: str,
+        md5: str | None,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
+    ) -> ObjectStat:
+        """Upload a sealed file on the checksums given: the service checks CRC32C (and MD5)."""
+        full = self._full(key)
+        self._check_condition(key, if_absent=if_absent, if_version=None)
+        blob = self._bucket.blob(full, chunk_size=self._options.chunk_size)
+        blob.crc32c = crc32c
+        if md5 is not None:
+            blob.md5_hash = base64.b64encode(bytes.fromhex(md5)).decode("ascii")
+        blob.metadata = {**metadata, "sha256": sha256}
+        declared = sealed.size if sealed.size <= self._options.resumable_threshold else None
+        with open(path, "rb") as file:
+            try:
+                blob.upload_from_file(
+                    file,
+                    size=declared,
+                    content_type=content_type,
+                    checksum=None,  # the client's own would hash the file again
+                    if_generation_match=self._generation_match(if_absent, None),
+                    retry=self._retry,
+                    timeout=self._options.timeout,
+                )
+            except GCS_ERRORS as exc:
+                raise self._error(exc, key, "put_file", writing=True) from exc
+        if not sealed.holds_for(path):
+            with suppress(*GCS_ERRORS):  # changed while read: only remove what we wrote
+                blob.delete(if_generation_match=blob.generation, retry=self._retry)
+            raise IntegrityError(
+                f"file {path} changed while it was uploaded; object removed",
+                backend=self._url,
+                key=key,
+            )
+        return self._verify_stored(key, blob, sealed.size, crc32c)
 
     def _verify_stored(self, key: str, blob: storage.Blob, size: int, crc32c: str) -> ObjectStat:
         stat = self._stat_of(key, blob)

@@ -30,10 +30,14 @@ def upload_parts(
     source: BinaryIO,
     part_size: int,
     max_concurrency: int,
-) -> tuple[list[dict[str, Any]], Hasher]:
-    """Upload ``source`` as parts; return the part list for completion and the whole-file hash."""
+    hash_whole: bool = True,
+) -> tuple[list[dict[str, Any]], Hasher | None]:
+    """Upload ``source`` as parts; return the part list for completion and the whole-file hash.
+
+    ``hash_whole=False`` (a sealed file, its checksums known) skips the whole-file hash.
+    """
     # SHA-256 too: S3 checks only the CRC32C, so only this can see the other checksum fail.
-    whole = Hasher()
+    whole = Hasher() if hash_whole else None
     done: list[dict[str, Any]] = []
     pending: set[Future[dict[str, Any]]] = set()
     with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
@@ -41,7 +45,8 @@ def upload_parts(
             number = 0
             while chunk := source.read(part_size):
                 number += 1
-                whole.update(chunk)
+                if whole is not None:
+                    whole.update(chunk)
                 pending.add(
                     pool.submit(_upload_part, client, bucket, key, upload_id, number, chunk)
                 )

@@ -11,6 +11,12 @@ object we wrote is deleted (only our version, ``IfMatch``) and
 checksum is the stored object read back with a HEAD. The whole-file SHA-256 is
 stored as metadata ``sha256``.
 
+A sealed file (``put_file(..., sealed=...)``) is sent as it is, on the checksums
+given: the service checks the CRC32C (and the MD5, as ``Content-MD5``, when one
+is known) and nothing is hashed here. S3 takes one ``x-amz-checksum-*`` per
+request, so the SHA-256 rides as metadata; the seal, checked before and after
+the file is read, stands for the local hash.
+
 A verified upload therefore costs one request up to the multipart threshold.
 Its ``ObjectStat`` is built from what the upload itself established; ``updated``
 is the service's ``Last-Modified`` when the answer carries one, else this
@@ -26,6 +32,7 @@ mapping, error translation and ``stat``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -47,6 +54,7 @@ from storage_backends.errors import (
 from storage_backends.options import S3Options
 from storage_backends.s3_errors import translate_s3_error
 from storage_backends.s3_multipart import upload_parts
+from storage_backends.sealed import FileSeal
 
 
 def whole_object_crc32c(response: Mapping[str, Any]) -> str | None:
@@ -112,7 +120,9 @@ class S3Writes:
             else:
                 if if_absent:
                     self._refuse_existing(key)
-                response, sent = self._put_multipart(key, full, source, crc32c, sha256, extra)
+                response, whole = self._put_multipart(key, full, source, crc32c, sha256, extra)
+                assert whole is not None
+                sent = whole
         if sent.crc32c != crc32c or sent.size != size or sent.sha256 != sha256:
             self._delete_version(key, response["ETag"])
             raise IntegrityError(
@@ -122,6 +132,57 @@ class S3Writes:
                 key=key,
             )
         return self._confirm_stored(key, response, size, crc32c, meta)
+
+    def _put_sealed(
+        self,
+        key: str,
+        path: Path,
+        sealed: FileSeal,
+        *,
+        crc32c: str,
+        sha256: str,
+        md5: str | None,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
+    ) -> ObjectStat:
+        """Upload a sealed file on the checksums given; the service checks them, not we."""
+        full = self._full(key)
+        meta = {**metadata, "sha256": sha256}
+        extra: dict[str, Any] = {"Metadata": meta}
+        if content_type:
+            extra["ContentType"] = content_type
+        if if_absent:
+            extra["IfNoneMatch"] = "*"
+        with open(path, "rb") as source:
+            if sealed.size <= self._options.multipart_threshold:
+                if md5 is not None:
+                    extra["ContentMD5"] = base64.b64encode(bytes.fromhex(md5)).decode("ascii")
+                response = self._put_object(
+                    key,
+                    "put_file",
+                    Key=full,
+                    Body=source,
+                    ContentLength=sealed.size,
+                    ChecksumAlgorithm="CRC32C",
+                    ChecksumCRC32C=crc32c,
+                    **extra,
+                )
+            else:
+                if if_absent:
+                    self._refuse_existing(key)
+                response, _ = self._put_multipart(
+                    key, full, source, crc32c, sha256, extra, hash_whole=False
+                )
+        if not sealed.holds_for(path):
+            # Changed while it was read: what was sent is proved by nothing.
+            self._delete_version(key, response["ETag"])
+            raise IntegrityError(
+                f"file {path} changed while it was uploaded; object removed",
+                backend=self._url,
+                key=key,
+            )
+        return self._confirm_stored(key, response, sealed.size, crc32c, meta)
 
     def _put_object(self, key: str, action: str, **request: Any) -> dict[str, Any]:
         """One PutObject; every single-request write goes through here."""
@@ -155,7 +216,9 @@ class S3Writes:
         crc32c: str,
         sha256: str,
         extra: dict[str, Any],
-    ) -> tuple[dict[str, Any], Hasher]:
+        *,
+        hash_whole: bool = True,
+    ) -> tuple[dict[str, Any], Hasher | None]:
         create_args = {k: v for k, v in extra.items() if k != "IfNoneMatch"}
         try:
             upload_id = self._client.create_multipart_upload(
@@ -168,8 +231,8 @@ class S3Writes:
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, key, "put_file") from exc
         try:
-            parts, whole = self._upload_parts(full, upload_id, source)
-            if whole.crc32c != crc32c or whole.sha256 != sha256:
+            parts, whole = self._upload_parts(full, upload_id, source, hash_whole=hash_whole)
+            if whole is not None and (whole.crc32c != crc32c or whole.sha256 != sha256):
                 # Never complete an upload whose bytes differ from what the caller
                 # checksummed: aborting leaves nothing at the key.
                 raise IntegrityError(
@@ -202,8 +265,8 @@ class S3Writes:
         return response, whole
 
     def _upload_parts(
-        self, full: str, upload_id: str, source: BinaryIO
-    ) -> tuple[list[dict[str, Any]], Hasher]:
+        self, full: str, upload_id: str, source: BinaryIO, *, hash_whole: bool
+    ) -> tuple[list[dict[str, Any]], Hasher | None]:
         return upload_parts(
             self._client,
             bucket=self._bucket,
@@ -212,6 +275,7 @@ class S3Writes:
             source=source,
             part_size=self._options.part_size,
             max_concurrency=self._options.max_concurrency,
+            hash_whole=hash_whole,
         )
 
     def _confirm_stored(

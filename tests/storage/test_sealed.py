@@ -11,16 +11,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from storage_backends import Backend, IntegrityError, PreconditionFailed, hash_bytes
+from storage_backends import (
+    Backend,
+    IntegrityError,
+    PreconditionFailed,
+    hash_bytes,
+)
 from storage_backends.local import LocalBackend
 from storage_backends.sealed import FileSeal, reseal_if_same
 from tests.safety.forge import same_crc32c
 
 KEY = "s-1/alice/video/track_recording_alice_video_1780000000000.webm"
 DATA = bytes(range(256)) * 400
+MIB = 1024 * 1024
 
 
 def _sealed(path: Path, data: bytes = DATA) -> FileSeal:
@@ -118,3 +125,21 @@ def test_a_file_found_again_is_sealed_only_when_its_bytes_prove(tmp_path: Path) 
     _same_size_and_crc32c(staged)
     assert reseal_if_same(staged, size=len(DATA), crc32c=crc, sha256=sha) is None
     assert not seal.holds_for(staged)
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs"])
+def test_large_sealed_files_upload_in_parts_on_the_given_checksums(
+    kind: str, make_storage_target: Callable[[str], Any], tmp_path: Path
+) -> None:
+    # Above the thresholds: S3 multipart (one 5 MiB part and the rest), GCS resumable chunks.
+    target = make_storage_target(kind).with_options(
+        s3={"multipart_threshold": 5 * MIB, "part_size": 5 * MIB},
+        gcs={"resumable_threshold": 256 * 1024, "chunk_size": 256 * 1024},
+    )
+    data = bytes(range(256)) * (6 * MIB // 256)
+    staged = tmp_path / "staged.part"
+    seal = _sealed(staged, data)
+    with target.open() as backend:
+        stat = _put(backend, staged, seal, data=data)
+        assert (stat.size, stat.crc32c, stat.sha256) == (len(data), *hash_bytes(data))
+        assert backend.get_bytes(KEY)[0] == data and not staged.exists()
