@@ -8,6 +8,7 @@ then claimed by workers, so a crash at any point is resumed by the next run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -91,6 +92,7 @@ class Archiver:
         #: Sessions whose manifest the last flush could not write, with the reason.
         self.manifest_failures: dict[str, str] = {}
         self._expected_sizes: dict[str, int] = {}
+        self._store_slots: asyncio.Semaphore | None = None
 
     def expect_size(self, segment_id: str, size: int) -> None:
         """Refuse the segment's download unless it is ``size`` bytes (a size listed by the service)."""
@@ -162,9 +164,14 @@ class Archiver:
         """Work until no segment is pending (or ``stop`` is set); then update manifests."""
         await asyncio.to_thread(self.expand_pending)
         outcomes: list[Outcome] = []
+        # Twice as many segments in hand as downloads at once: while some are being
+        # verified or stored, the next ones are already downloading, so the network
+        # never waits on a demux. The downloader bounds downloads and demuxes, the
+        # store slots bound stores (an S3 upload's buffers): memory stays as it was.
+        self._store_slots = asyncio.Semaphore(concurrency)
         workers = [
             asyncio.create_task(self._worker(f"{worker_name()}:{n}", outcomes, stop))
-            for n in range(concurrency)
+            for n in range(2 * concurrency)
         ]
         try:
             await asyncio.gather(*workers)
@@ -231,7 +238,10 @@ class Archiver:
             )
         if stored is None:
             try:
-                stored = await asyncio.to_thread(store_verified, self.backend, record.key, result)
+                async with self._store_slots or contextlib.nullcontext():
+                    stored = await asyncio.to_thread(
+                        store_verified, self.backend, record.key, result
+                    )
             except StorageError as exc:
                 return await self._refuse(record, worker, result, f"storage: {exc}")
         if result.path is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -88,7 +89,9 @@ class Downloader:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         )
         self._slots = asyncio.Semaphore(policy.concurrency)
-        self._verify_slots = asyncio.Semaphore(policy.concurrency)
+        # Demuxing is CPU work that holds the GIL packet by packet: more at once than
+        # there are cores only makes the threads take it from one another.
+        self._verify_slots = asyncio.Semaphore(max(1, min(policy.concurrency, os.cpu_count() or 1)))
         return self
 
     async def __aexit__(
