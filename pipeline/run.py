@@ -15,7 +15,6 @@ Commands only parse options and print what comes back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -160,6 +159,8 @@ def archive_sources(
     go on; the summary counts the segments the sources named (and any an
     interrupted run left).
     """
+    import asyncio  # here, not at import: commands that only open a backend start without it
+
     return asyncio.run(_archive_sources(config, sources, progress))
 
 
@@ -224,5 +225,7 @@ def reconcile_listing(
         async with open_run(config) as run:
             reconciler = Reconciler(api, run.archiver, concurrency=config.download.concurrency or 4)
             return await reconciler.run(room_id=room, session_id=session)
+
+    import asyncio
 
     return asyncio.run(go())

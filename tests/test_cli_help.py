@@ -109,3 +109,41 @@ def test_the_command_line_loads_no_command_dependencies_until_a_command_runs():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split()
     assert loaded == []
+
+
+#: What no command that only reads the archive (or refuses its configuration) should load.
+DOWNLOAD_AND_WEB = ("av", "httpx", "boto3", "google.cloud.storage", "uvicorn", "starlette")
+READ_ONLY = {
+    "manifest show (absent)": (["manifest", "show", "s1", "--backend", "archive"], 1),
+    "sessions": (["sessions", "--backend", "archive", "--format", "json"], 0),
+    "segments": (["segments", "--backend", "archive", "--format", "csv"], 0),
+    "sync --dry-run": (["sync", "archive", "copy", "--dry-run"], 0),
+    "serve without a key": (["serve", "--backend", "archive", "--state", "j.sqlite3"], 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(READ_ONLY))
+def test_commands_that_download_nothing_load_no_downloader_or_web_stack(tmp_path, name):
+    """Each command imports what it needs when it runs: reading an archive starts at once."""
+    args, exit_code = READ_ONLY[name]
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "copy").mkdir()
+    probe = (
+        "import sys; from click.testing import CliRunner; import pipeline.cli as cli; "
+        f"result = CliRunner().invoke(cli.main, {args!r}); "
+        "print(result.exit_code, ' '.join(m for m in sys.modules "
+        f"if m in {DOWNLOAD_AND_WEB!r} or m.startswith(('pipeline.archive', 'pipeline.download'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.split()
+    assert out == [str(exit_code)], out
+
+
+def test_the_live_package_still_offers_every_name_it_lists():
+    # Its names load on first use (see pipeline.live): each listed one must resolve.
+    import pipeline.live as live
+
+    assert all(getattr(live, name) is not None for name in live.__all__)
+    with pytest.raises(AttributeError):
+        _ = live.no_such_name  # type: ignore[attr-defined]

@@ -10,11 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rich import filesize
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from ..archive import Outcome
 
 #: Turns a counter's amount done and its total (``None``: not known yet) into its text.
@@ -28,6 +26,8 @@ def counted(done: float, total: float | None) -> str:
 
 def sized(done: float, total: float | None) -> str:
     """``1.2 MB/4.0 MB``."""
+    from rich import filesize
+
     shown = filesize.decimal(int(done))
     return f"{shown}/{filesize.decimal(int(total))}" if total is not None else shown
 
@@ -43,6 +43,10 @@ class Bar:
     """One or more counters on stderr; starts drawing at :meth:`start`, stops at :meth:`stop`."""
 
     def __init__(self) -> None:
+        # rich loads with the first bar: runs that draw none (pipes, --json) never need it.
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -96,6 +100,8 @@ class RunProgress:
         self._bar.start()
 
     def _shown(self, done: float, total: float | None) -> str:
+        from rich import filesize
+
         return f"{counted(done, total)} {filesize.decimal(self._bytes)} archived"
 
     def advance(self, outcome: Outcome) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
-from ..archive import RunSummary
-from ..manifest import Manifest
+if TYPE_CHECKING:  # types only: showing a manifest must not load the archiver and httpx
+    from ..archive import RunSummary
+    from ..manifest import Manifest
 
 
 def _console() -> Console:

@@ -31,8 +31,6 @@ log = logging.getLogger("track_archive")
 
 def verifier_for(config: Config, no_verify: bool) -> SignatureVerifier | None:
     """The signature verifier the config asks for; refuses to run without a key."""
-    from ..live import PublicKeyError, SignatureVerifier
-
     if no_verify or not config.serve.verify_signatures:
         return None
     path = config.serve.public_key
@@ -42,6 +40,8 @@ def verifier_for(config: Config, no_verify: bool) -> SignatureVerifier | None:
             "verified. Give --public-key PEM_FILE (get it with `track-archive public-key "
             "fetch --out FILE`) or, only for local testing, --no-verify."
         )
+    from ..live import PublicKeyError, SignatureVerifier
+
     try:
         return SignatureVerifier.from_file(path)
     except PublicKeyError as exc:
@@ -110,14 +110,14 @@ def serve(
         },
     )
     setup_logging(config.log_level)
-    # The web stack and the archiver load here, not with the command line.
+    verifier = verifier_for(config, no_verify)
+    if verifier is None:
+        log.warning("signature verification is OFF: anyone can make this server fetch URLs")
+    # The web stack and the archiver load here, once the configuration is known to be usable.
     from ..live import create_app
     from ..live.runner import serve_forever
     from ..run import download_policy, open_configured_backend
 
-    verifier = verifier_for(config, no_verify)
-    if verifier is None:
-        log.warning("signature verification is OFF: anyone can make this server fetch URLs")
     policy = download_policy(config)  # checked before anything starts
     backend = open_configured_backend(config)
     try:

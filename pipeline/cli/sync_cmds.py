@@ -6,10 +6,9 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.progress import TaskID
 
 from storage_backends import Backend
 
@@ -38,6 +37,9 @@ from .common import (
     translate_errors,
 )
 from .progress import Bar, sized
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 

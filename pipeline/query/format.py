@@ -7,9 +7,6 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, TextIO
 
-from rich.console import Console
-from rich.table import Table
-
 from .rows import ExportRow, SegmentRow, SessionRow
 
 Format = Literal["table", "json", "csv"]
@@ -125,6 +122,10 @@ def render(
         for record in records:
             writer.writerow([_flat(record[name]) for name in columns])
         return
+    # rich only for the table: json and csv answers start without it.
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(show_lines=False, header_style="bold")
     headers = {"sessions": _SESSION_HEADERS, "segments": _SEGMENT_HEADERS}.get(kind, _EXPORT_HEADERS)
     for header in headers:
