@@ -15,8 +15,9 @@ Every run is a child process measured with ``wait4``: wall time, CPU seconds
 (user + system), peak RSS; our child also times the export call alone (without
 Python's start-up and imports, about half a second). Printed: medians, speed
 relative to ffmpeg (ffmpeg wall / ours, so > 1 is faster) and CPU seconds per
-GiB of input. Normalize also runs on a
-shorter session to show its memory does not grow with the length.
+GiB of input. Normalize is also timed on a shorter session, and both modes'
+peak RSS is measured on the shorter and the longer one, to show that memory does
+not grow with the session's length.
 
     .venv/bin/python benchmarks/export_bench.py --minutes 60 --rounds 3
 """
@@ -233,16 +234,19 @@ def main() -> None:
                 report[f"{mode}-{minutes}min"] = entry
                 print(f"{mode:9} {minutes:3} min: ours {entry['ours']}  ffmpeg {entry['ffmpeg']}  "
                       f"speed vs ffmpeg {entry['speedVsFfmpeg']}x", flush=True)  # fmt: skip
-        if args.only in (None, "normalize"):
-            # MP4 keeps its whole index in memory until the end (ffmpeg's grows alike); in
-            # Matroska only the cues do, so this shows what the export itself holds.
+        # Peak RSS by session length, one run each. MP4 keeps its whole index in memory
+        # until the end (ffmpeg's grows alike); in Matroska only the cues do, so normalize
+        # into mkv shows what the export itself holds. Copy mode writes Matroska already.
+        for mode, fmt in (("copy", None), ("normalize", "mkv")):
+            if args.only not in (None, mode):
+                continue
             memory = {}
             for minutes in (args.short_minutes, args.minutes):
                 root, _, _ = build_archive(args.cache, minutes)
-                run = measure(ours(root, "normalize", work / "ours-mkv", "mkv"))
+                run = measure(ours(root, mode, work / f"ours-{mode}-memory", fmt))
                 memory[f"{minutes}min"] = round(run["rss_mib"], 1)
-            report["normalizeMkvPeakRssMiB"] = memory
-            print(f"normalize into mkv, peak RSS by session length: {memory}", flush=True)
+            report[f"{mode}{'Mkv' if fmt else ''}PeakRssMiB"] = memory
+            print(f"{mode} into mkv, peak RSS by session length: {memory}", flush=True)
     print(json.dumps(report, indent=2))
 
 

@@ -14,9 +14,9 @@ the session's length.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
@@ -36,6 +36,8 @@ from .timeline import Placement, Track, Written
 
 #: Timeline seconds produced per step (both streams advance to the same moment).
 STEP_SECONDS = 5.0
+#: Stretches of audio encoded ahead of the video (a few kilobytes each).
+AUDIO_STEPS_AHEAD = 3
 #: Decoded pictures handed from the decoding thread at once, in bytes (a few at 1080p).
 VIDEO_BATCH_BYTES = 4 << 20
 DEFAULT_FPS = 30
@@ -215,9 +217,18 @@ def _add_audio(output: Any, encoding: Encoding, layout: str) -> Any:
     return stream
 
 
-def _audio_step(audio: tuple[AudioLine, AudioEncoder], until: float) -> list[Any]:
-    line, encoder = audio
-    return encoder.write(line.read_until(round(until * line.rate)))
+def _step_ends(session_end: float) -> list[float]:
+    """Where each stretch of the timeline ends (every ``STEP_SECONDS``, the last at the end)."""
+    count = max(1, math.ceil(session_end / STEP_SECONDS - 1e-9))
+    return [min(session_end, (index + 1) * STEP_SECONDS) for index in range(count)]
+
+
+def _audio_packets(line: AudioLine, encoder: AudioEncoder, ends: list[float]) -> Iterator[list[Any]]:
+    """The encoded packets of each stretch, then (one more item) the encoder's last ones."""
+    for end in ends:
+        yield encoder.write(line.read_until(round(end * line.rate)))
+    line.finish()
+    yield encoder.finish()
 
 
 def _mux(output: Any, packets: list[Any]) -> None:
@@ -271,24 +282,26 @@ def write_normalized(
         if video is not None:
             # End on the nearest whole frame, and the audio with it, so both stop together.
             session_end = max(1, round(session_end * video.fps)) / video.fps
-        # Audio is decoded, placed and encoded on a worker thread while this one
-        # encodes the same stretch of video (both codecs release the GIL); the packets
-        # of each stretch are muxed here, in order.
-        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="export-audio"))
+        # Audio is decoded, placed and encoded on its own threads, a few stretches ahead,
+        # while this one encodes the same stretch of video (both codecs release the GIL);
+        # the packets of each stretch are muxed here, in order. The audio chain is the
+        # longest, so it never waits for this thread between stretches.
+        ends = _step_ends(session_end)
+        audio_steps = None
+        if audio is not None:
+            audio_steps = Prefetch(_audio_packets(*audio, ends), name="export-audio-encode", depth=AUDIO_STEPS_AHEAD)
+            stack.callback(audio_steps.close)
         at = 0.0
-        while at < session_end:
-            step_end = min(session_end, at + STEP_SECONDS)
-            pending = pool.submit(_audio_step, audio, step_end) if audio is not None else None
+        for step_end in ends:
             packets = video.write_until(step_end) if video is not None else []
-            if pending is not None:
-                packets += pending.result()
+            if audio_steps is not None:
+                packets += next(audio_steps)
             _mux(output, packets)
             if progress is not None:
                 progress(step_end - at)
             at = step_end
-        if audio is not None:
-            audio[0].finish()
-            _mux(output, audio[1].finish())
+        if audio_steps is not None:
+            _mux(output, next(audio_steps))  # the encoder's last packets
         if video is not None:
             _mux(output, video.finish())
     return Written(0.0, session_end)
