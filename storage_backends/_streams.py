@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -81,27 +81,31 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def make_dirs(directory: Path, *, fsync: bool = True) -> None:
-    """Create ``directory`` and any missing parents.
+def make_dirs(directory: Path, *, fsync: bool = True, known: Container[str] = ()) -> list[Path]:
+    """Create ``directory`` and any missing parents; return the ones created.
 
     With ``fsync`` each new directory's entry is made durable in its parent:
     fsyncing a file and its own directory does not persist a directory that was
     created just before, and a crash could then lose the whole subtree.
+    Directories in ``known`` are taken to exist without asking the kernel.
     """
     missing: list[Path] = []
     current = directory
-    while not current.is_dir():
+    while str(current) not in known and not current.is_dir():
         missing.append(current)
         if current.parent == current:
             break
         current = current.parent
+    created: list[Path] = []
     for new in reversed(missing):
         try:
             new.mkdir()
         except FileExistsError:
             continue  # made by a concurrent writer, who makes it durable
+        created.append(new)
         if fsync:
             fsync_dir(new.parent)
+    return created
 
 
 @contextmanager

@@ -210,6 +210,15 @@ class Backend(ABC):
         self.check_key(key)
         return self._copy_within(source, source_key, key, if_absent=if_absent)
 
+    def run_view(self) -> Backend:
+        """This root for one run of many operations (a sync), sharing its connections.
+
+        A view may remember what it learns about the root's layout until the
+        run ends (the local backend: directories checked and made once); the
+        backend itself where there is nothing to remember.
+        """
+        return self
+
     def local_path(self, key: str) -> Path | None:
         """The regular file behind ``key`` on this machine, when there is one.
 

@@ -21,6 +21,7 @@ Names *derived* from a key (a conflict copy, a sidecar file) must fit too:
 from __future__ import annotations
 
 import hashlib
+import re
 
 from storage_backends.errors import InvalidKey
 
@@ -32,6 +33,8 @@ MAX_COMPONENT_BYTES = 255
 INTERNAL_PREFIX = ".track-archive"
 #: Read as wildcards (``*``, ``?``) or a generation (``#``) by the services' own tools.
 _TOOL_SYNTAX = frozenset("#?*")
+#: C0 controls, DEL and C1 controls (one regex scan: keys are checked on every operation).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: Bytes :func:`fit_name` keeps for the digest that keeps shortened names distinct.
 _FIT_DIGEST_CHARS = 16
 
@@ -52,7 +55,7 @@ def validate_key(key: str, *, max_bytes: int = MAX_KEY_BYTES, backend: str | Non
         raise InvalidKey(f"object key must be a str, not {type(key).__name__}", backend=backend)
     if not key:
         raise _reject(key, "empty", backend)
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in key):
+    if _CONTROL.search(key):
         raise _reject(key, "control character", backend)
     if "\\" in key:
         raise _reject(key, "backslash", backend)

@@ -27,6 +27,7 @@ directory is never listed or synced.
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import stat as stat_mod
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from storage_backends._copy import COPY_CHUNK_SIZE, Digests, advise_sequential, copy_hashed
+from storage_backends._dirs import KnownDirs
 from storage_backends._local_link import link_sealed
 from storage_backends._local_meta import key_lock, read_attrs, stat_of, write_attrs
 from storage_backends._local_temp import NO_HARD_LINKS, WORK_DIR, TempFile, TempFiles
@@ -76,6 +78,13 @@ class LocalBackend(Backend):
             raise BackendConfigError(f"cannot use {root} as archive root: {exc.strerror}") from exc
         self._root = root
         self._temps = TempFiles(root)
+        self._dirs = KnownDirs(root, remember=False)
+
+    def run_view(self) -> LocalBackend:
+        """This root for one run: directories are checked and made once (see ``_dirs``)."""
+        view = copy.copy(self)
+        view._dirs = KnownDirs(self._root, remember=True)
+        return view
 
     @property
     def url(self) -> str:
@@ -89,39 +98,54 @@ class LocalBackend(Backend):
     # -- paths and errors ------------------------------------------------------
 
     def _path(self, key: str) -> Path:
+        return self._resolve(key)[0]
+
+    def _resolve(self, key: str) -> tuple[Path, int | None]:
+        """The key's path and the ``lstat`` mode of what is there (``None``: nothing)."""
         parts = key.split("/")
-        if not self._no_symlinks(parts):
+        safe, mode = self._walk_parts(parts)
+        if not safe:
             raise InvalidKey(
                 "key resolves through a symlink or outside the archive root",
                 backend=self.url,
                 key=key,
             )
-        return self._root.joinpath(*parts)
+        return self._root.joinpath(*parts), mode
 
     def _no_symlinks(self, parts: list[str]) -> bool:
-        """Whether no existing component under the root is a symlink.
+        return self._walk_parts(parts)[0]
+
+    def _walk_parts(self, parts: list[str]) -> tuple[bool, int | None]:
+        """Whether no existing component under the root is a symlink, and the last one's mode.
 
         Keys have no ``.``/``..`` segments, so only a symlink could lead outside
-        the root (or be swapped later). One ``lstat`` per component that exists;
-        the root itself was resolved once when the backend was opened.
+        the root (or be swapped later). One ``lstat`` per component that exists
+        (directories this run already checked are not asked again); the root
+        itself was resolved once when the backend was opened.
         """
         current = str(self._root)
-        for part in parts:
+        last = len(parts) - 1
+        mode = None
+        for index, part in enumerate(parts):
             current = os.path.join(current, part)
+            if index < last and current in self._dirs:
+                continue
             try:
                 mode = os.lstat(current).st_mode
             except (FileNotFoundError, NotADirectoryError):
-                return True  # nothing further exists, so nothing further links
+                return True, None  # nothing further exists, so nothing further links
             if stat_mod.S_ISLNK(mode):
-                return False
-        return True
+                return False, mode
+            if stat_mod.S_ISDIR(mode):
+                self._dirs.add(current)
+        return True, mode
 
     def _local_path(self, key: str) -> Path | None:
         try:
-            path = self._path(key)
-            return path if stat_mod.S_ISREG(os.lstat(path).st_mode) else None
+            path, mode = self._resolve(key)
         except (OSError, InvalidKey):
             return None
+        return path if mode is not None and stat_mod.S_ISREG(mode) else None
 
     def _error(self, exc: OSError, key: str, action: str) -> StorageError:
         message = f"{action} failed: {exc.strerror or exc}"
@@ -149,7 +173,7 @@ class LocalBackend(Backend):
         The caller commits or discards it; until then its writer's lock tells
         ``clean_leftovers`` that it is in use.
         """
-        make_dirs(dest.parent, fsync=self._options.fsync)
+        self._dirs.ensure(dest.parent, fsync=self._options.fsync)
         temp = self._temps.create(dest.parent)
         fsync = self._options.fsync
         try:
@@ -239,9 +263,9 @@ class LocalBackend(Backend):
         if_absent: bool,
     ) -> ObjectStat:
         """Copy ``path`` to ``key``, recomputing both checksums on the way."""
-        dest = self._path(key)
+        dest, there = self._resolve(key)
         # Fail fast before copying; the link at commit time is what decides.
-        if if_absent and os.path.lexists(dest):
+        if if_absent and there is not None:
             raise PreconditionFailed(
                 "create-only write: an object already exists", backend=self.url, key=key
             )
@@ -253,7 +277,9 @@ class LocalBackend(Backend):
             advise_sequential(source.fileno())
             size = os.fstat(source.fileno()).st_size
             try:
-                temp, written, stat = self._write_temp(key, dest, _file_chunks(source), attrs, size)
+                temp, written, stat = self._write_temp(
+                    key, dest, _file_chunks(source, size), attrs, size
+                )
             finally:
                 source.close()
             if (written.crc32c, written.sha256) != (crc32c, sha256):
@@ -471,6 +497,22 @@ class LocalBackend(Backend):
             )
 
 
-def _file_chunks(source: BinaryIO) -> Iterator[bytes]:
-    while chunk := source.read(COPY_CHUNK_SIZE):
+def _file_chunks(source: BinaryIO, size: int | None = None) -> Iterator[bytes]:
+    """The file's bytes to its end; with ``size`` (from fstat) reads are sized to it.
+
+    ``read(n)`` allocates ``n`` bytes before the kernel fills them, so a small
+    file read in ``COPY_CHUNK_SIZE`` requests costs a large allocation per call.
+    The end is still found by reading (one byte) rather than trusted from the
+    stat: a file that grew is read to its real end.
+    """
+    remaining = size or 0
+    while remaining > 0:
+        chunk = source.read(min(remaining, COPY_CHUNK_SIZE))
+        if not chunk:
+            return
+        remaining -= len(chunk)
         yield chunk
+    if chunk := source.read(1):
+        yield chunk
+        while chunk := source.read(COPY_CHUNK_SIZE):
+            yield chunk

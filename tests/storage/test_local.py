@@ -81,7 +81,7 @@ def test_failure_mid_copy_leaves_no_temp_file_and_no_object(
 
     # A disk error half-way through the copy, injected at our own chunk reader:
     # a real full disk or I/O error cannot be provoked portably in a test.
-    def failing_chunks(source_file):  # type: ignore[no-untyped-def]
+    def failing_chunks(source_file, size=None):  # type: ignore[no-untyped-def]
         yield source_file.read(1024 * 1024)
         raise OSError(5, "Input/output error")
 
