@@ -1,17 +1,23 @@
-"""The sync job: plan, copy segments, then manifests, then (optionally) delete.
+"""The sync job: plan, copy segments and each session's manifest, then (optionally) delete.
 
 Order is what keeps the destination readable at every instant: a session's
 manifest is written only after every segment it names is at the destination
 with the content recorded for it, and deletions remove a manifest before the
-segments it names. A segment that fails its proof (see ``copy.py``) or was
-refused while planning fails by its key and holds its session's manifest back. Each run starts from fresh listings, so a rerun after an
-interruption copies only what is still missing.
+segments it names. A session's manifest starts as soon as that session's own
+copies are done, not after the whole run's (one that names another session's
+objects waits for those too). A segment that fails its proof (see
+``copy.py``) or was refused while planning fails by its key and holds its
+session's manifest back. Each run starts from fresh listings, so a rerun
+after an interruption copies only what is still missing.
+
+All of it runs on one pool (``schedule.py``), with the run's views of the two
+roots (``Backend.run_view``), so directories are checked and made once.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +28,9 @@ from ..errors import ConfigError, TrackArchiveError
 from .copy import copy_object
 from .digest import Digest
 from .manifests import Relation, listed_keys, relation, write_manifest
-from .plan import Action, Listing, Plan, Step, build_plan, read_small
+from .plan import Action, Listing, Plan, Step, build_plan, read_small, session_of
 from .report import Outcome, SyncItem, SyncProgress, SyncReport
+from .schedule import Outcomes, Scheduler, Work, batches
 
 DEFAULT_CONCURRENCY = 8
 #: Copies planned segments elsewhere and yields each one's outcome as it finishes.
@@ -51,19 +58,30 @@ class SyncOptions:
 
 
 class _Job:
-    """One run's state: the plan, the pool and the report being filled."""
+    """One run's state: the plan, the pool and the report being filled.
+
+    Outcomes are recorded in the calling thread only; workers read ``present``,
+    ``bad_sessions`` and ``pending`` of sessions whose copies are all recorded.
+    """
 
     def __init__(
         self, source: Backend, dest: Backend, options: SyncOptions, progress: SyncProgress
     ) -> None:
         self.source, self.dest, self.options, self.progress = source, dest, options, progress
         self.report = SyncReport(dry_run=options.dry_run)
-        self.pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sync")
+        self.scheduler = Scheduler(_workers(source, dest, options.concurrency))
         #: Keys the destination holds with the source's content (skipped or copied).
         self.present: set[str] = set()
         #: Sessions whose manifest stays as it was at the destination.
         self.manifest_kept: set[str] = set()
         self.bad_sessions: set[str] = set()
+        #: Copies not recorded yet, by session (only sessions with copies).
+        self.pending: dict[str, int] = {}
+        #: Manifests to write once their session's copies are recorded.
+        self._due: dict[str, Step] = {}
+        self._manifest_work: Work | None = None
+        #: Manifests that named another session's objects while those were still copying.
+        self._deferred: list[Step] = []
 
     def record(self, step: Step, item: SyncItem) -> None:
         self.report.items.append(item)
@@ -72,17 +90,63 @@ class _Job:
         if item.outcome in (Outcome.FAILED, Outcome.CONFLICT) and not step.is_manifest:
             self.bad_sessions.add(step.session)
         self.progress.advance(item)
+        if not step.is_manifest and step.action in (Action.COPY, Action.REPLACE):
+            left = self.pending[step.session] = self.pending[step.session] - 1
+            if left == 0:
+                self._start_manifest(step.session)
 
-    def run_all(self, steps: Iterable[Step], work: Callable[[Step], SyncItem]) -> None:
-        """Run ``work`` on every step in the pool; an interruption cancels what has not started."""
-        futures: dict[Future[SyncItem], Step] = {self.pool.submit(work, s): s for s in steps}
-        try:
-            for future in as_completed(futures):
-                self.record(futures[future], future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    def expect(self, copies: list[Step], manifests: list[Step], work: Work) -> None:
+        """Note the copies each session waits for; start manifests that wait for none."""
+        for step in copies:
+            self.pending[step.session] = self.pending.get(step.session, 0) + 1
+        self._manifest_work = work
+        self._due = {step.session: step for step in manifests}
+        for session in [s for s in self._due if not self.pending.get(s)]:
+            self._start_manifest(session)
+
+    def _start_manifest(self, session: str) -> None:
+        step = self._due.pop(session, None)
+        if step is not None and self._manifest_work is not None:
+            self.scheduler.submit([step], self._manifest_work)
+
+    def take(self, outcomes: Outcomes) -> None:
+        """Record a finished batch; a step that must wait is kept for ``finish``."""
+        for step, item in outcomes:
+            if item is None:
+                self._deferred.append(step)
+            else:
+                self.record(step, item)
+
+    def drain(self, *, block: bool = True) -> None:
+        """Record finished batches until none is running (or, unblocked, none is finished)."""
+        while (outcomes := self.scheduler.collect(block=block)) is not None:
+            self.take(outcomes)
+
+    def finish(self) -> None:
+        """Run everything still queued, then the manifests that had to wait for other sessions."""
+        self.drain()
+        deferred, self._deferred = self._deferred, []
+        if deferred and self._manifest_work is not None:
+            self.run_all(deferred, self._manifest_work)
+
+    def run_all(self, steps: list[Step], work: Work) -> None:
+        """Run ``work`` on every step in the pool and record each outcome."""
+        self.scheduler.queue(batches(steps, self.scheduler.workers), work)
+        self.drain()
+        # Only a manifest waits, and only for copies, which are all recorded by now.
+        assert not self._deferred, "a step waited with nothing left to wait for"
+
+
+def _workers(source: Backend, dest: Backend, concurrency: int) -> int:
+    """Threads for the run: ``concurrency``, or one per CPU between two local roots.
+
+    A copy from disk to disk never waits on a network: it hashes and writes as
+    fast as a core allows, so threads beyond the cores only take turns at the
+    interpreter lock (each turn a futex call) without copying any faster.
+    """
+    if source.scheme == dest.scheme == "file":
+        return max(1, min(concurrency, os.cpu_count() or 1))
+    return concurrency
 
 
 def _item(step: Step, outcome: Outcome, reason: str | None = None) -> SyncItem:
@@ -157,8 +221,11 @@ def _manifest_bytes(listing: Listing, step: Step) -> tuple[bytes, ObjectStat] | 
     return listing.manifests.get(step.session) or read_small(listing.backend, step.key)
 
 
-def _manifest_step(job: _Job, step: Step, plan: Plan) -> SyncItem:
-    """Copy, update or hold back one session manifest (segments are done by now)."""
+def _manifest_step(job: _Job, step: Step, plan: Plan) -> SyncItem | None:
+    """Copy, update or hold back one session manifest (its session's copies are done).
+
+    ``None`` when it names objects of sessions still copying: it runs again later.
+    """
     if step.action is Action.SKIP:
         return _item(step, Outcome.SKIPPED)
     if step.session in job.bad_sessions:
@@ -170,8 +237,13 @@ def _manifest_step(job: _Job, step: Step, plan: Plan) -> SyncItem:
         return _item(step, Outcome.FAILED, "vanished from the source during the sync")
     data, _ = found
     named = listed_keys(data)
+    # Which sessions still copy is read before what is present: a session seen
+    # finished here had every outcome recorded before ``present`` is read.
+    copying = {session for session, left in list(job.pending.items()) if left}
     absent = [k for k in named if k not in plan.source.stats]
     missing = [k for k in named if k not in job.present]
+    if any(session_of(k) in copying for k in missing):
+        return None
     if absent or missing:
         job.manifest_kept.add(step.session)
         where, keys = ("source", absent) if absent else ("destination", missing)
@@ -244,15 +316,15 @@ def sync(
     per-object problems are reported in the returned ``SyncReport``.
     """
     options = options or SyncOptions()
-    job = _Job(source, dest, options, progress or SyncProgress())
+    job = _Job(source.run_view(), dest.run_view(), options, progress or SyncProgress())
     try:
         plan = build_plan(
-            source,
-            dest,
+            job.source,
+            job.dest,
             sessions=options.sessions,
             overwrite=options.overwrite,
             delete=options.delete,
-            pool=job.pool,
+            pool=job.scheduler.pool,
         )
         transfers = plan.of(Action.COPY, Action.REPLACE, Action.REVIEW)
         job.progress.planned(len(plan.steps), sum(s.size for s in transfers))
@@ -263,12 +335,6 @@ def sync(
         for step in segments:
             if step.action not in (Action.COPY, Action.REPLACE):
                 job.record(step, _segment_step(job, step))
-        if copier is not None and copies and not options.dry_run:
-            for step, item in copier(copies):
-                job.record(step, item)
-        else:
-            job.run_all(copies, lambda s: _segment_step(job, s))
-
         manifests = [s for s in plan.steps if s.is_manifest]
         for step in manifests:
             if step.action is Action.REFUSE:
@@ -281,13 +347,23 @@ def sync(
             elif step.action is Action.SKIP:
                 job.record(step, _item(step, Outcome.SKIPPED))
         live = [s for s in manifests if s.action in (Action.COPY, Action.REPLACE, Action.REVIEW)]
-        job.run_all(live, lambda s: _manifest_step(job, s, plan))
+        job.expect(copies, live, lambda s: _manifest_step(job, s, plan))
+
+        if copier is not None and copies and not options.dry_run:
+            for step, item in copier(copies):
+                job.record(step, item)
+                job.drain(block=False)
+        else:
+            job.scheduler.queue(
+                batches(copies, options.concurrency), lambda s: _segment_step(job, s)
+            )
+        job.finish()
 
         # A manifest goes before the segments it names.
         doomed = plan.of(Action.DELETE)
         job.run_all([s for s in doomed if s.is_manifest], lambda s: _delete_step(job, s))
         job.run_all([s for s in doomed if not s.is_manifest], lambda s: _delete_step(job, s))
     finally:
-        job.pool.shutdown(wait=True, cancel_futures=True)
+        job.scheduler.shutdown()
     job.report.items.sort(key=lambda item: item.key)
     return job.report
