@@ -1,27 +1,38 @@
 """Sync and query speed beside rclone, from one run.
 
 * a first sync of an archive of many segments, local -> local and local -> S3
-  (a moto server this script starts), beside ``rclone sync --checksum``;
+  (a moto server this script starts), beside ``rclone sync --checksum``: both
+  tools run as commands (``track-archive sync`` with every check on), in
+  ``--rounds`` alternating rounds, each into a fresh destination; the median
+  wall time, the CPU-seconds per GiB (user + system, all threads) and, from
+  one more run of each under ``strace -c -f``, the system calls per object
+  (whole process: start-up included);
 * a re-sync with nothing changed over about 10,000 objects, beside rclone's;
 * ``segments`` over 1,000 sessions on the local backend, cold and warm index.
 
+Neither tool fsyncs here (rclone never does; ``local.fsync: false`` for ours).
+
 Run: ``.venv/bin/python benchmarks/sync_bench.py`` (needs ``rclone`` on PATH:
-``apt-get install rclone``); ``--only first|resync|query`` (repeatable) runs
-parts of it. Ratios above 1 mean track-archive was faster.
+``apt-get install rclone``; ``strace`` is installed with apt-get when
+missing); ``--only first|resync|query`` (repeatable) runs parts of it.
+Ratios above 1 mean track-archive was faster.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -36,6 +47,9 @@ from tests.sync.builders import build_session
 
 FAST_LOCAL = BackendOptions(local=LocalOptions(fsync=False))
 CONCURRENCY = 8
+#: What the first copy must reach against rclone (wall-time ratio), per destination.
+TARGETS = {"local": 1.2, "s3": 1.5}
+TRACK_ARCHIVE = Path(sys.executable).with_name("track-archive")
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -102,6 +116,103 @@ def rclone(src: str, dst: str, env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+@dataclass(frozen=True)
+class Run:
+    """One command's cost: wall seconds and CPU seconds (user + system, every thread)."""
+
+    wall: float
+    cpu: float
+
+
+def run_command(command: list[str], env: dict[str, str]) -> Run:
+    """Run ``command`` to completion (it must succeed) and measure it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(wall, cpu)
+
+
+def syscalls(command: list[str], env: dict[str, str], scratch: Path) -> int:
+    """Every system call ``command`` and its threads make, from ``strace -c -f``."""
+    out = scratch / "strace.txt"
+    subprocess.run(
+        ["strace", "-c", "-f", "-o", str(out), *command],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    for line in out.read_text().splitlines():
+        if line.rstrip().endswith(" total"):
+            return int(line.split()[3])
+    raise RuntimeError(f"no total in {out}")
+
+
+def ensure_strace() -> None:
+    if shutil.which("strace") is None:
+        print("strace missing: apt-get install -y strace")
+        subprocess.run(["apt-get", "install", "-y", "-q", "strace"], check=True)
+
+
+def ours_command(src: str, dst: str, config: Path) -> list[str]:
+    return [str(TRACK_ARCHIVE), "sync", src, dst, "--concurrency", str(CONCURRENCY),
+            "--config", str(config), "--json"]  # fmt: skip
+
+
+def rclone_command(src: str, dst: str) -> list[str]:
+    return [
+        "rclone", "sync", "-q", "--checksum", "--transfers", str(CONCURRENCY), "--checkers", str(CONCURRENCY),
+        "--exclude", ".track-archive*", src, dst,
+    ]  # fmt: skip
+
+
+def first_copy(
+    label: str,
+    target: str,
+    src: Path,
+    dests: Callable[[str, int], str],
+    *,
+    rounds: int,
+    objects: int,
+    gib: float,
+    config: Path,
+    env: dict[str, str],
+    scratch: Path,
+    fresh: Callable[[str], None],
+) -> None:
+    """Median of ``rounds`` alternating first copies by each tool, then one traced run each."""
+    runs: dict[str, list[Run]] = {"ours": [], "rclone": []}
+    commands = {
+        "ours": lambda dst: ours_command(str(src), dst, config),
+        "rclone": lambda dst: rclone_command(str(src), dst),
+    }
+    for n in range(rounds):
+        order = ("ours", "rclone") if n % 2 == 0 else ("rclone", "ours")
+        for tool in order:
+            dst = dests(tool, n)
+            runs[tool].append(run_command(commands[tool](dst), env))
+            fresh(dst)
+    calls = {}
+    for tool in ("ours", "rclone"):
+        dst = dests(tool, rounds)
+        calls[tool] = syscalls(commands[tool](dst), env, scratch) / objects
+        fresh(dst)
+    wall = {tool: statistics.median(r.wall for r in runs[tool]) for tool in runs}
+    cpu = {tool: statistics.median(r.cpu for r in runs[tool]) / gib for tool in runs}
+    ratio = wall["rclone"] / wall["ours"]
+    goal = TARGETS[target]
+    print(f"{label} (median of {rounds} alternating rounds)")
+    for tool, name in (("ours", "track-archive"), ("rclone", "rclone")):
+        print(
+            f"  {name:14} wall {wall[tool]:7.2f}s   CPU {cpu[tool]:6.2f} s/GiB   "
+            f"{calls[tool]:6.1f} syscalls/object"
+        )
+    verdict = "met" if ratio >= goal and calls["ours"] < calls["rclone"] else "NOT met"
+    print(f"  ratio {ratio:5.2f}x (target {goal}x, fewer syscalls than rclone): {verdict}")
+
+
 def ours(source: Backend, dest: Backend) -> float:
     def run() -> None:
         report = sync(source, dest, SyncOptions(concurrency=CONCURRENCY))
@@ -128,6 +239,7 @@ def main() -> None:
     parser.add_argument(
         "--resync-sessions", type=int, default=1000, help="sessions for the re-sync (x10 objects)"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per first copy")
     parser.add_argument(
         "--only",
         choices=("first", "resync", "query"),
@@ -155,20 +267,34 @@ def main() -> None:
         s3_options = BackendOptions(s3=S3Options(endpoint_url=endpoint, region="us-east-1"))
 
         if "first" in parts:
+            ensure_strace()
             objects = args.sessions * (args.segments + 1)
             mib = args.sessions * args.segments * args.size / 2**20
             print(
                 f"first sync: {objects} objects, {mib:.0f} MiB; concurrency {CONCURRENCY} on both sides"
             )
-            source = make_archive(work / "src", args.sessions, args.segments, args.size, work)
-            row("first sync local -> local",
-                ours(source, open_backend(str(work / "dst-ours"), FAST_LOCAL)),
-                rclone(str(work / "src"), str(work / "dst-rclone"), env))  # fmt: skip
+            make_archive(work / "src", args.sessions, args.segments, args.size, work)
+            config = work / "bench.yaml"
+            config.write_text(
+                f"backend:\n  local:\n    fsync: false\n"
+                f"  s3:\n    endpoint_url: {endpoint}\n    region: us-east-1\n"
+            )
+            measured = dict(
+                rounds=args.rounds, objects=objects, gib=mib / 1024, config=config, env=env,
+                scratch=work,
+            )  # fmt: skip
+            first_copy(
+                "first sync local -> local", "local", work / "src",
+                lambda tool, n: str(work / f"dst-{tool}-{n}"),
+                fresh=lambda dst: shutil.rmtree(dst, ignore_errors=True), **measured,
+            )  # fmt: skip
             for bucket in ("ours", "theirs"):
                 s3.create_bucket(Bucket=bucket)
-            row("first sync local -> S3 (moto)",
-                ours(source, open_backend("s3://ours/archive", s3_options)),
-                rclone(str(work / "src"), "bench:theirs/archive", env))  # fmt: skip
+            s3_dests = {"ours": "s3://ours/run-{n}", "rclone": "bench:theirs/run-{n}"}
+            first_copy(
+                "first sync local -> S3 (moto)", "s3", work / "src",
+                lambda tool, n: s3_dests[tool].format(n=n), fresh=lambda dst: None, **measured,
+            )  # fmt: skip
 
         if parts & {"resync", "query"}:
             big = make_archive(work / "big", args.resync_sessions, 9, 4096, work)

@@ -120,7 +120,7 @@ def _check_sessions(
     type=click.IntRange(min=1),
     default=DEFAULT_CONCURRENCY,
     show_default=True,
-    help="Copies in flight at once.",
+    help="Copies in flight at once (between two local roots, at most one per CPU).",
 )
 @broker_option
 @config_option
