@@ -27,9 +27,10 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import google_crc32c
 
@@ -170,3 +171,24 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     # Only a hint: a failure here changes nothing, the final fsync still decides.
     if _sync_file_range is not None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+def file_chunks(source: BinaryIO, size: int | None = None) -> Iterator[bytes]:
+    """The file's bytes to its end; with ``size`` (from fstat) reads are sized to it.
+
+    ``read(n)`` allocates ``n`` bytes before the kernel fills them, so a small
+    file read in ``COPY_CHUNK_SIZE`` requests costs a large allocation per call.
+    The end is still found by reading (one byte) rather than trusted from the
+    stat: a file that grew is read to its real end.
+    """
+    remaining = size or 0
+    while remaining > 0:
+        chunk = source.read(min(remaining, COPY_CHUNK_SIZE))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+        yield chunk
+    if chunk := source.read(1):
+        yield chunk
+        while chunk := source.read(COPY_CHUNK_SIZE):
+            yield chunk

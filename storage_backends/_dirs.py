@@ -1,4 +1,4 @@
-"""Directories of a local archive root that one run has already seen or made.
+"""Resolving keys under a local archive root, and the directories one run has seen or made.
 
 A copy of many objects asks the same few directories the same questions
 again and again: does it exist (before each temp file), is it a real
@@ -17,6 +17,7 @@ that.
 from __future__ import annotations
 
 import os
+import stat as stat_mod
 import threading
 from pathlib import Path
 
@@ -33,13 +34,30 @@ class KnownDirs:
         # Held only while making directories, which happens once per directory.
         self._making = threading.Lock()
 
-    def __contains__(self, path: object) -> bool:
-        return path in self._seen
+    def walk(self, parts: list[str]) -> tuple[bool, int | None]:
+        """Whether no existing component of a key is a link, and the ``lstat`` mode of its last.
 
-    def add(self, path: str) -> None:
-        """Remember that ``path`` was found to be a real directory."""
-        if self._remember:
-            self._seen.add(path)
+        Keys have no ``.``/``..`` segments, so only a symlink could lead outside
+        the root (or be swapped later). One ``lstat`` per component that exists,
+        except directories already known; the root itself was resolved once
+        when the backend was opened. The mode is ``None`` when nothing is there.
+        """
+        current = str(self._root)
+        last = len(parts) - 1
+        mode = None
+        for index, part in enumerate(parts):
+            current = os.path.join(current, part)
+            if index < last and current in self._seen:
+                continue
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return True, None  # nothing further exists, so nothing further links
+            if stat_mod.S_ISLNK(mode):
+                return False, mode
+            if stat_mod.S_ISDIR(mode) and self._remember:
+                self._seen.add(current)
+        return True, mode
 
     def ensure(self, directory: Path, *, fsync: bool) -> None:
         """Make ``directory`` (and its parents) exist; a failure names the directory.

@@ -38,7 +38,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from storage_backends._copy import COPY_CHUNK_SIZE, Digests, advise_sequential, copy_hashed
+from storage_backends._copy import Digests, advise_sequential, copy_hashed
+from storage_backends._copy import file_chunks as _file_chunks
 from storage_backends._dirs import KnownDirs
 from storage_backends._local_link import link_sealed
 from storage_backends._local_meta import key_lock, read_attrs, stat_of, write_attrs
@@ -103,7 +104,7 @@ class LocalBackend(Backend):
     def _resolve(self, key: str) -> tuple[Path, int | None]:
         """The key's path and the ``lstat`` mode of what is there (``None``: nothing)."""
         parts = key.split("/")
-        safe, mode = self._walk_parts(parts)
+        safe, mode = self._dirs.walk(parts)
         if not safe:
             raise InvalidKey(
                 "key resolves through a symlink or outside the archive root",
@@ -113,32 +114,7 @@ class LocalBackend(Backend):
         return self._root.joinpath(*parts), mode
 
     def _no_symlinks(self, parts: list[str]) -> bool:
-        return self._walk_parts(parts)[0]
-
-    def _walk_parts(self, parts: list[str]) -> tuple[bool, int | None]:
-        """Whether no existing component under the root is a symlink, and the last one's mode.
-
-        Keys have no ``.``/``..`` segments, so only a symlink could lead outside
-        the root (or be swapped later). One ``lstat`` per component that exists
-        (directories this run already checked are not asked again); the root
-        itself was resolved once when the backend was opened.
-        """
-        current = str(self._root)
-        last = len(parts) - 1
-        mode = None
-        for index, part in enumerate(parts):
-            current = os.path.join(current, part)
-            if index < last and current in self._dirs:
-                continue
-            try:
-                mode = os.lstat(current).st_mode
-            except (FileNotFoundError, NotADirectoryError):
-                return True, None  # nothing further exists, so nothing further links
-            if stat_mod.S_ISLNK(mode):
-                return False, mode
-            if stat_mod.S_ISDIR(mode):
-                self._dirs.add(current)
-        return True, mode
+        return self._dirs.walk(parts)[0]
 
     def _local_path(self, key: str) -> Path | None:
         try:
@@ -495,24 +471,3 @@ class LocalBackend(Backend):
                 backend=self.url,
                 key=stat.key,
             )
-
-
-def _file_chunks(source: BinaryIO, size: int | None = None) -> Iterator[bytes]:
-    """The file's bytes to its end; with ``size`` (from fstat) reads are sized to it.
-
-    ``read(n)`` allocates ``n`` bytes before the kernel fills them, so a small
-    file read in ``COPY_CHUNK_SIZE`` requests costs a large allocation per call.
-    The end is still found by reading (one byte) rather than trusted from the
-    stat: a file that grew is read to its real end.
-    """
-    remaining = size or 0
-    while remaining > 0:
-        chunk = source.read(min(remaining, COPY_CHUNK_SIZE))
-        if not chunk:
-            return
-        remaining -= len(chunk)
-        yield chunk
-    if chunk := source.read(1):
-        yield chunk
-        while chunk := source.read(COPY_CHUNK_SIZE):
-            yield chunk
