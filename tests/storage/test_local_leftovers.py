@@ -154,7 +154,7 @@ _SLOW_WRITER = textwrap.dedent(
     if mode == "named":
         _local_temp._O_TMPFILE = None
 
-    def slow_chunks(source_file):
+    def slow_chunks(source_file, size=None):
         while chunk := source_file.read(1024 * 1024):
             yield chunk
             time.sleep(0.05)
