@@ -28,8 +28,12 @@ on this participant):
   muxing about a quarter; the rest is the one Python loop per packet (stamps
   moved by whole ticks, packets handed to the muxer a stretch at a time).
   The call uses less CPU than ffmpeg's concat run; Python's start-up and
-  imports are about a fifth of our whole process. A demux thread per kind was
-  tried and dropped: the GIL changed hands once per packet and CPU rose by half.
+  imports (mostly building the manifest's pydantic models) are about a fifth
+  of our whole process. ffmpeg reads its two inputs on two threads, so with
+  idle cores it gains in wall time what it spends in CPU: on a shared 2-core
+  machine at load average 2 the whole process measured 0.93 of ffmpeg's speed
+  (the call alone 1.16), at load average 6-12 it measured 1.10. A demux thread per kind was tried and dropped: the GIL
+  changed hands once per packet and CPU rose by half.
 * normalize: the AAC encoder is about half of all CPU and one serial chain
   (FFmpeg's encoder has no threads). It runs on its own thread, fed by a
   decoding thread, beside the video (H.264 on its own frame threads), and it
