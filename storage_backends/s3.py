@@ -1,7 +1,7 @@
 """S3 backend (boto3), also for S3-compatible endpoints: client, reads, listing, copies.
 
-Uploads, conditional puts and deletes live in ``s3_writes`` (mixed in here);
-see there for how every upload is verified.
+Uploads, conditional puts and deletes are done by the backend's own
+``s3_writes.S3Writes``; see there for how every upload is verified.
 
 Listings come from ListObjectsV2, which carries no checksum values or user
 metadata, so ``list`` yields ``crc32c=None`` and ``sha256=None``; ``stat``
@@ -32,9 +32,10 @@ from storage_backends.errors import (
 )
 from storage_backends.keys import MAX_KEY_BYTES
 from storage_backends.options import S3Options
-from storage_backends.s3_errors import translate_s3_error
 from storage_backends.s3_multipart import abort_stale_uploads
+from storage_backends.s3_root import S3Root
 from storage_backends.s3_writes import S3Writes, whole_object_crc32c
+from storage_backends.sealed import FileSeal
 
 #: CopyObject copies at most 5 GiB in one request.
 MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024
@@ -63,16 +64,17 @@ def _new_client(options: S3Options, config: Config) -> Any:
         return session.client("s3", endpoint_url=options.endpoint_url, config=config)
 
 
-class S3Backend(S3Writes, Backend):
+class S3Backend(Backend):
     """Objects under ``s3://bucket/prefix``."""
 
     scheme = "s3"
 
     def __init__(self, bucket: str, prefix: str, options: S3Options | None = None) -> None:
+        self._root = S3Root(bucket, prefix.strip("/"))
         self._bucket = bucket
-        self._prefix = prefix.strip("/")
+        self._prefix = self._root.prefix
         self._options = options or S3Options()
-        self._url = f"s3://{bucket}/{self._prefix}" if self._prefix else f"s3://{bucket}"
+        self._url = self._root.url
         config = Config(
             retries={"mode": "standard", "max_attempts": self._options.max_attempts},
             max_pool_connections=max(MIN_POOL_CONNECTIONS, 2 * self._options.max_concurrency),
@@ -89,7 +91,8 @@ class S3Backend(S3Writes, Backend):
             # Typed as Any: requests are assembled from optional keyword sets.
             self._client: Any = _new_client(self._options, config)
         except (BotoCoreError, ValueError) as exc:
-            raise translate_s3_error(exc, backend=self._url, key=None, action="open") from exc
+            raise self._root.error(exc, None, "open") from exc
+        self._writes = S3Writes(self._client, self._root, self._options, stat=self._stat)
 
     @property
     def url(self) -> str:
@@ -110,10 +113,10 @@ class S3Backend(S3Writes, Backend):
         return MAX_KEY_BYTES - (len(self._prefix.encode()) + 1 if self._prefix else 0)
 
     def _full(self, key: str) -> str:
-        return f"{self._prefix}/{key}" if self._prefix else key
+        return self._root.full(key)
 
     def _error(self, exc: Exception, key: str | None, action: str) -> StorageError:
-        return translate_s3_error(exc, backend=self._url, key=key, action=action)
+        return self._root.error(exc, key, action)
 
     def _stat_from(self, key: str, response: Mapping[str, Any]) -> ObjectStat:
         crc = whole_object_crc32c(response)
@@ -128,13 +131,75 @@ class S3Backend(S3Writes, Backend):
             metadata=metadata,
         )
 
-    def _refuse_existing(self, key: str) -> None:
-        # Before a multipart upload, a cheap HEAD spares uploading every part only
-        # to be refused at completion; the conditional request still decides any race.
-        if self._stat(key) is not None:
-            raise PreconditionFailed(
-                "create-only write: an object already exists", backend=self._url, key=key
-            )
+    # -- writes, by the backend's S3Writes ----------------------------------------
+
+    def _put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        crc32c: str,
+        sha256: str,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
+    ) -> ObjectStat:
+        return self._writes.put_file(
+            key,
+            path,
+            crc32c=crc32c,
+            sha256=sha256,
+            content_type=content_type,
+            metadata=metadata,
+            if_absent=if_absent,
+        )
+
+    def _put_sealed(
+        self,
+        key: str,
+        path: Path,
+        sealed: FileSeal,
+        *,
+        crc32c: str,
+        sha256: str,
+        md5: str | None,
+        content_type: str | None,
+        metadata: dict[str, str],
+        if_absent: bool,
+    ) -> ObjectStat:
+        return self._writes.put_sealed(
+            key,
+            path,
+            sealed,
+            crc32c=crc32c,
+            sha256=sha256,
+            md5=md5,
+            content_type=content_type,
+            metadata=metadata,
+            if_absent=if_absent,
+        )
+
+    def _put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        metadata: dict[str, str],
+        if_absent: bool,
+        if_version: str | None,
+    ) -> ObjectStat:
+        return self._writes.put_bytes(
+            key,
+            data,
+            content_type=content_type,
+            metadata=metadata,
+            if_absent=if_absent,
+            if_version=if_version,
+        )
+
+    def _delete(self, key: str) -> None:
+        self._writes.delete(key)
 
     def _copy_within(
         self, source: Backend, source_key: str, key: str, *, if_absent: bool
@@ -151,7 +216,7 @@ class S3Backend(S3Writes, Backend):
         if src.size > MAX_SINGLE_COPY:
             return None
         if if_absent:
-            self._refuse_existing(key)
+            self._writes.refuse_existing(key)
         try:
             response = self._client.copy_object(
                 Bucket=self._bucket,
@@ -170,7 +235,7 @@ class S3Backend(S3Writes, Backend):
                 "object was replaced right after the copy", backend=self._url, key=key
             )
         if src.crc32c is not None and stat.crc32c is not None and stat.crc32c != src.crc32c:
-            self._delete_version(key, etag)
+            self._writes.delete_version(key, etag)
             raise IntegrityError(
                 "copy does not match its source; removed", backend=self._url, key=key
             )

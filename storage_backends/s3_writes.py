@@ -26,19 +26,19 @@ Create-only single-part puts rely on ``IfNoneMatch='*'`` alone: the service
 refuses in that same request. Multipart uploads first look for an existing
 object, which spares uploading every part only to be refused at completion.
 
-``S3Writes`` is mixed into ``S3Backend``, which supplies the client, the key
-mapping, error translation and ``stat``.
+``S3Backend`` owns one ``S3Writes`` and hands it the client, the root and its
+own ``stat``.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -49,11 +49,10 @@ from storage_backends.errors import (
     IntegrityError,
     ObjectNotFound,
     PreconditionFailed,
-    StorageError,
 )
 from storage_backends.options import S3Options
-from storage_backends.s3_errors import translate_s3_error
 from storage_backends.s3_multipart import upload_parts
+from storage_backends.s3_root import S3Root
 from storage_backends.sealed import FileSeal
 
 
@@ -77,24 +76,40 @@ def _written_at(response: Mapping[str, Any]) -> datetime:
 
 
 class S3Writes:
-    """The writing half of ``S3Backend``: ``put_file``, ``put_bytes`` and ``delete``."""
+    """The writing half of ``S3Backend``: verified uploads, conditional puts and deletes.
 
-    _client: Any
-    _bucket: str
-    _url: str
-    _options: S3Options
+    Arguments arrive checked (keys, checksums) by ``Backend``'s public methods.
+    """
 
-    if TYPE_CHECKING:  # provided by S3Backend
+    def __init__(
+        self,
+        client: Any,
+        root: S3Root,
+        options: S3Options,
+        *,
+        stat: Callable[[str], ObjectStat | None],
+    ) -> None:
+        self._client = client
+        self._bucket = root.bucket
+        self._url = root.url
+        self._options = options
+        self._stat = stat
+        self._full = root.full
+        self._error = root.error
 
-        def _full(self, key: str) -> str: ...
+    def refuse_existing(self, key: str) -> None:
+        """Raise ``PreconditionFailed`` when ``key`` already holds an object.
 
-        def _error(self, exc: Exception, key: str | None, action: str) -> StorageError: ...
+        Before a multipart upload or a copy, a cheap HEAD spares sending every
+        byte only to be refused at the end; the conditional request still
+        decides any race.
+        """
+        if self._stat(key) is not None:
+            raise PreconditionFailed(
+                "create-only write: an object already exists", backend=self._url, key=key
+            )
 
-        def _refuse_existing(self, key: str) -> None: ...
-
-        def _stat(self, key: str) -> ObjectStat | None: ...
-
-    def _put_file(
+    def put_file(
         self,
         key: str,
         path: Path,
@@ -119,12 +134,12 @@ class S3Writes:
                 response, sent = self._put_single(key, full, source, size, crc32c, extra)
             else:
                 if if_absent:
-                    self._refuse_existing(key)
+                    self.refuse_existing(key)
                 response, whole = self._put_multipart(key, full, source, crc32c, sha256, extra)
                 assert whole is not None
                 sent = whole
         if sent.crc32c != crc32c or sent.size != size or sent.sha256 != sha256:
-            self._delete_version(key, response["ETag"])
+            self.delete_version(key, response["ETag"])
             raise IntegrityError(
                 f"sent {sent.size} bytes with CRC32C {sent.crc32c} and SHA-256 {sent.sha256}, "
                 f"caller gave {crc32c} and {sha256} of {size} bytes; object removed",
@@ -133,7 +148,7 @@ class S3Writes:
             )
         return self._confirm_stored(key, response, size, crc32c, meta)
 
-    def _put_sealed(
+    def put_sealed(
         self,
         key: str,
         path: Path,
@@ -170,13 +185,13 @@ class S3Writes:
                 )
             else:
                 if if_absent:
-                    self._refuse_existing(key)
+                    self.refuse_existing(key)
                 response, _ = self._put_multipart(
                     key, full, source, crc32c, sha256, extra, hash_whole=False
                 )
         if not sealed.holds_for(path):
             # Changed while it was read: what was sent is proved by nothing.
-            self._delete_version(key, response["ETag"])
+            self.delete_version(key, response["ETag"])
             raise IntegrityError(
                 f"file {path} changed while it was uploaded; object removed",
                 backend=self._url,
@@ -293,7 +308,7 @@ class S3Writes:
             # The answer does not say what was stored: read it back.
             return self._verify_stored(key, etag, size, crc32c)
         if stored != crc32c:
-            self._delete_version(key, etag)
+            self.delete_version(key, etag)
             raise IntegrityError(
                 f"service stored CRC32C {stored}, caller gave {crc32c}; object removed",
                 backend=self._url,
@@ -317,7 +332,7 @@ class S3Writes:
                 "object was replaced right after this upload", backend=self._url, key=key
             )
         if stat.size != size or (stat.crc32c is not None and stat.crc32c != crc32c):
-            self._delete_version(key, etag)
+            self.delete_version(key, etag)
             raise IntegrityError(
                 f"stored object has CRC32C {stat.crc32c} of {stat.size} bytes, "
                 f"caller gave {crc32c} of {size} bytes; object removed",
@@ -326,19 +341,16 @@ class S3Writes:
             )
         return stat
 
-    def _delete_version(self, key: str, etag: str) -> None:
+    def delete_version(self, key: str, etag: str) -> None:
+        """Delete ``key`` only while it is still the version ``etag`` (what this process wrote)."""
         try:  # only remove what we wrote, not a newer writer's object
             self._client.delete_object(Bucket=self._bucket, Key=self._full(key), IfMatch=etag)
         except ClientError as exc:
-            if translate_s3_error(
-                exc, backend=self._url, key=key, action="delete"
-            ).__class__ not in (
-                PreconditionFailed,
-                ObjectNotFound,
-            ):
-                raise self._error(exc, key, "delete") from exc
+            error = self._error(exc, key, "delete")
+            if type(error) not in (PreconditionFailed, ObjectNotFound):
+                raise error from exc
 
-    def _put_bytes(
+    def put_bytes(
         self,
         key: str,
         data: bytes,
@@ -380,7 +392,7 @@ class S3Writes:
             ) from exc
         return self._confirm_stored(key, response, len(data), crc32c, meta)
 
-    def _delete(self, key: str) -> None:
+    def delete(self, key: str) -> None:
         """Delete the object; S3 itself does not report absence, so stat first."""
         full = self._full(key)
         if self._stat(key) is None:
