@@ -71,7 +71,6 @@ def serve_child(mode: str, port: int, workdir: Path) -> None:
         serve_forever(minimal_app, host="127.0.0.1", port=port)  # type: ignore[arg-type]
         return
     from pipeline.config import Config
-    from pipeline.download import DownloadPolicy
     from pipeline.live import SignatureVerifier, create_app
     from storage_backends import BackendOptions, open_backend
 
@@ -88,7 +87,7 @@ def serve_child(mode: str, port: int, workdir: Path) -> None:
     app = create_app(
         config,
         backend=backend,
-        policy=DownloadPolicy(**config.download.given()),
+        policy=config.download,
         verifier=verifier,
     )
     serve_forever(app, host="127.0.0.1", port=port)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from storage_backends.options import BackendOptions, GCSOptions, LocalOptions, S3Options
 
+from .download.policy import DEFAULT_PER_HOST, DownloadPolicy
 from .errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -48,33 +49,6 @@ class BackendSection(_Section):
     def options(self) -> BackendOptions:
         """The options ``open_backend`` takes."""
         return BackendOptions(s3=self.s3, gcs=self.gcs, local=self.local)
-
-
-class DownloadSection(_Section):
-    """How source files are fetched (``pipeline.download.DownloadPolicy``); unset keys use its defaults."""
-
-    allowed_origins: tuple[str, ...] | None = None
-    private_origins: tuple[str, ...] | None = None
-    concurrency: int | None = Field(None, gt=0)
-    per_host: int | None = Field(None, gt=0)
-    connect_timeout: float | None = Field(None, gt=0)
-    read_timeout: float | None = Field(None, gt=0)
-    deadline: float | None = Field(None, gt=0)
-    min_throughput: int | None = Field(None, ge=0)
-    throughput_window: float | None = Field(None, gt=0)
-    max_attempts: int | None = Field(None, gt=0)
-    max_retry_time: float | None = Field(None, gt=0)
-    backoff_base: float | None = Field(None, ge=0)
-    backoff_cap: float | None = Field(None, ge=0)
-    retry_after_cap: float | None = Field(None, ge=0)
-    not_found_grace: float | None = Field(None, ge=0)
-    max_redirects: int | None = Field(None, ge=0)
-    max_size: int | None = Field(None, gt=0)
-    chunk_size: int | None = Field(None, gt=0)
-
-    def given(self) -> dict[str, Any]:
-        """Only the keys the user set, for the policy's constructor."""
-        return self.model_dump(exclude_none=True)
 
 
 class StateSection(_Section):
@@ -175,12 +149,22 @@ class Config(_Section):
     """The whole validated configuration."""
 
     backend: BackendSection = BackendSection()
-    download: DownloadSection = DownloadSection()
+    download: DownloadPolicy = DownloadPolicy()
     state: StateSection = StateSection()
     serve: ServeSection = ServeSection()
     queue: QueueSection = QueueSection()
     videosdk: VideoSDKSection = VideoSDKSection()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("download", mode="before")
+    @classmethod
+    def _per_host_follows_concurrency(cls, value: Any) -> Any:
+        # A lower overall limit implies a lower per-host one; only an explicit clash is an error.
+        if isinstance(value, dict) and "per_host" not in value:
+            concurrency = value.get("concurrency")
+            if isinstance(concurrency, int) and not isinstance(concurrency, bool):
+                return {**value, "per_host": min(concurrency, DEFAULT_PER_HOST)}
+        return value
 
     def override(self, **changes: Any) -> Config:
         """Apply dotted overrides (``{"backend.url": "s3://b"}``), skipping ``None``."""

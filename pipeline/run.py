@@ -81,20 +81,6 @@ def _clean_leftovers(backend: Backend) -> None:
         log.info("removed %d leftover(s) of interrupted writes from %s", removed, backend.url)
 
 
-def download_policy(config: Config) -> DownloadPolicy:
-    """The download engine's policy from the config."""
-    from .download import DownloadPolicy
-
-    given = config.download.given()
-    if "concurrency" in given and "per_host" not in given:
-        # A lower overall limit implies a lower per-host one; only an explicit clash is an error.
-        given["per_host"] = min(given["concurrency"], DownloadPolicy().per_host)
-    try:
-        return DownloadPolicy(**given)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"download: {exc}") from None
-
-
 @dataclass(frozen=True, slots=True)
 class ArchiveRun:
     """The parts of one run, open together (see :func:`open_run`)."""
@@ -131,7 +117,7 @@ async def open_run(
     try:
         journal = SQLiteJournal(config.state.journal)
         try:
-            async with Downloader(policy or download_policy(config)) as downloader:
+            async with Downloader(policy or config.download) as downloader:
                 archiver = Archiver(
                     backend=backend,
                     journal=journal,
@@ -204,7 +190,7 @@ async def _archive_sources(
             counts = run.journal.counts()
             progress.start(counts.get("pending", 0) + counts.get("active", 0))
         try:
-            outcomes = await run.archiver.run(concurrency=config.download.concurrency or 8)
+            outcomes = await run.archiver.run(concurrency=config.download.concurrency)
         finally:
             if progress is not None:
                 progress.stop()
@@ -223,7 +209,7 @@ def reconcile_listing(
 
     async def go() -> ReconcileSummary:
         async with open_run(config) as run:
-            reconciler = Reconciler(api, run.archiver, concurrency=config.download.concurrency or 4)
+            reconciler = Reconciler(api, run.archiver, concurrency=config.download.concurrency)
             return await reconciler.run(room_id=room, session_id=session)
 
     import asyncio

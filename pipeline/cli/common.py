@@ -17,7 +17,6 @@ from ..config import Config, load_config
 from ..errors import ConfigError, TrackArchiveError
 
 # Commands open what the library opens; re-exported here for them.
-from ..run import download_policy as download_policy
 from ..run import open_configured_backend as open_configured_backend
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -116,15 +116,14 @@ def serve(
     # The web stack and the archiver load here, once the configuration is known to be usable.
     from ..live import create_app
     from ..live.runner import serve_forever
-    from ..run import download_policy, open_configured_backend
+    from ..run import open_configured_backend
 
-    policy = download_policy(config)  # checked before anything starts
     backend = open_configured_backend(config)
     try:
         app = create_app(
             config,
             backend=backend,
-            policy=policy,
+            policy=config.download,
             verifier=verifier,
             background=_forwarder(config) if config.queue.broker else None,
         )

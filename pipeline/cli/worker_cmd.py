@@ -12,7 +12,6 @@ from .common import (
     backend_option,
     broker_option,
     config_option,
-    download_policy,
     load,
     open_configured_backend,
     setup_logging,
@@ -70,7 +69,7 @@ def worker(
         },
     )
     setup_logging(config.log_level)
-    policy = download_policy(config)
+    policy = config.download
     backend = open_configured_backend(config)
     quarantine = open_configured_backend(
         config, config.queue.quarantine or str(config.state.quarantine_dir)

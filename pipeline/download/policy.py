@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 from pipeline.errors import ConfigError
 
 DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ("https://cdn.videosdk.live",)
 GIB = 1024**3
 MIB = 1024**2
+#: Downloads from one origin at once, unless ``concurrency`` is lower.
+DEFAULT_PER_HOST = 4
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -21,12 +24,18 @@ class DownloadPolicy:
     ``private_origins`` lists exact origins that may resolve to private or
     loopback addresses (an origin whose host is an IP literal already may).
     Cloud metadata addresses are refused whatever either list says.
+
+    The config file's ``download`` section is this object: each option is
+    declared, defaulted and checked here only.
     """
+
+    #: Read by pydantic when the config file is validated: an unknown key is an error.
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
 
     allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
     private_origins: tuple[str, ...] = ()
     concurrency: int = 8
-    per_host: int = 4
+    per_host: int = DEFAULT_PER_HOST
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     deadline: float = 3600.0
@@ -107,7 +116,7 @@ class DownloadPolicy:
         if self.chunk_size > 64 * MIB:
             raise ConfigError("download.chunk_size must be at most 64 MiB (memory is per download)")
         # Parse the origins now so a bad entry fails at startup, naming the entry.
-        from pipeline.download.safety import parse_origin_rules
+        from pipeline.download.origins import parse_origin_rules
 
         parse_origin_rules(self.allowed_origins, field="allowed_origins")
         for rule in parse_origin_rules(self.private_origins, field="private_origins"):

@@ -23,15 +23,21 @@ import asyncio
 import inspect
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import httpx
 
 from pipeline.download.errors import TransientFailure, UrlRefused
-from pipeline.errors import ConfigError
+from pipeline.download.origins import (
+    DEFAULT_PORTS,
+    IPAddress,
+    OriginRule,
+    ip_literal,
+    normalise_host,
+    parse_origin_rules,
+)
 
 if TYPE_CHECKING:
     from pipeline.download.policy import DownloadPolicy
@@ -39,7 +45,6 @@ if TYPE_CHECKING:
 Resolver = Callable[[str, int], Awaitable[Sequence[str]] | Sequence[str]]
 """Resolves ``(host, port)`` to IP address strings; sync or async."""
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_URL_LENGTH = 8192
 
 # Instance metadata endpoints of the major clouds: refused even for trusted origins,
@@ -57,27 +62,6 @@ METADATA_ADDRESSES = frozenset(
     )
 )
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-@dataclass(frozen=True, slots=True)
-class OriginRule:
-    """One allow-list entry: an exact origin, or a host pattern ``*.suffix``."""
-
-    text: str
-    scheme: str
-    host: str
-    port: int
-    pattern: bool
-
-    def matches(self, scheme: str, host: str, port: int) -> bool:
-        """Whether a URL's scheme, host and port fall under this entry."""
-        if scheme != self.scheme or port != self.port:
-            return False
-        if self.pattern:
-            return host.endswith("." + self.host)
-        return host == self.host
-
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -93,51 +77,6 @@ class Target:
     def host_key(self) -> str:
         """The key of the per-host concurrency limit."""
         return f"{self.url.scheme}://{self.host}:{self.port}"
-
-
-def _normalise_host(host: str) -> str:
-    return host.strip("[]").rstrip(".").lower()
-
-
-def _ip_literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-def parse_origin_rules(entries: Iterable[str], *, field: str) -> list[OriginRule]:
-    """Parse allow-list entries; a malformed entry raises ``ConfigError`` naming it."""
-    rules = []
-    for text in entries:
-        entry = text.strip()
-        scheme = "https"
-        hostport = entry
-        if "://" in entry:
-            parts = urlsplit(entry)
-            if parts.scheme not in DEFAULT_PORTS:
-                raise ConfigError(f"download.{field} entry {text!r}: scheme must be http or https")
-            if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
-                raise ConfigError(
-                    f"download.{field} entry {text!r}: give an origin only "
-                    "(scheme://host[:port]), without path, query or credentials"
-                )
-            scheme, hostport = parts.scheme, parts.netloc
-        try:
-            parsed = urlsplit(f"{scheme}://{hostport}")
-            port = parsed.port or DEFAULT_PORTS[scheme]
-        except ValueError as exc:
-            raise ConfigError(f"download.{field} entry {text!r}: {exc}") from exc
-        host = _normalise_host(parsed.hostname or "")
-        pattern = host.startswith("*.")
-        if pattern:
-            host = host[2:]
-        if not host or "*" in host or "/" in host or (pattern and "." not in host):
-            raise ConfigError(
-                f"download.{field} entry {text!r}: expected scheme://host[:port] or *.domain"
-            )
-        rules.append(OriginRule(text=text, scheme=scheme, host=host, port=port, pattern=pattern))
-    return rules
 
 
 #: NAT64 prefixes (RFC 6052 well-known, RFC 8215 local use): the IPv4 address is the last 32 bits.
@@ -212,7 +151,7 @@ class SafetyRules:
         if parsed.userinfo:
             # Never echo the credentials themselves.
             raise UrlRefused(shown, "URL carries credentials (user:password@)")
-        host = _normalise_host(parsed.raw_host.decode("ascii"))
+        host = normalise_host(parsed.raw_host.decode("ascii"))
         if not host:
             raise UrlRefused(shown, "URL has no host")
         port = parsed.port or DEFAULT_PORTS[parsed.scheme]
@@ -220,7 +159,7 @@ class SafetyRules:
         if rule is None:
             origin = f"{parsed.scheme}://{host}:{port}"
             raise UrlRefused(shown, f"origin {origin} is not in allowed_origins")
-        literal = _ip_literal(host)
+        literal = ip_literal(host)
         trusted = (not rule.pattern and literal is not None) or any(
             r.matches(parsed.scheme, host, port) for r in self._private
         )
@@ -233,7 +172,7 @@ class SafetyRules:
 
     async def pin(self, target: Target, resolver: Resolver) -> str:
         """Resolve the target's host, check every address, and return the one to connect to."""
-        literal = _ip_literal(target.host)
+        literal = ip_literal(target.host)
         if literal is not None:
             problem = address_problem(literal, trusted_private=target.trusted_private)
             if problem is not None:
@@ -248,7 +187,7 @@ class SafetyRules:
             raise TransientFailure(f"cannot resolve {target.host}: no addresses")
         parsed: list[IPAddress] = []
         for text in addresses:
-            address = _ip_literal(text)
+            address = ip_literal(text)
             if address is None:
                 raise UrlRefused(str(target.url), f"resolver returned a non-address {text!r}")
             # Refuse the whole name when any answer is bad: a mixed answer is a rebinding tell.

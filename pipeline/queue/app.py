@@ -46,14 +46,12 @@ class BrokerSettings:
     @classmethod
     def from_config(cls, config: Config) -> BrokerSettings:
         """From ``queue.broker`` and ``queue.visibility_timeout`` (validated against the deadline)."""
-        from ..download import DownloadPolicy
-
         if not config.queue.broker:
             raise ConfigError(
                 "no broker: give --broker URL, set TRACK_ARCHIVE_BROKER or queue.broker "
                 "(redis://host:6379/0 or amqp://user:pass@host:5672//)"
             )
-        deadline = config.download.deadline or DownloadPolicy().deadline
+        deadline = config.download.deadline
         timeout = config.queue.visibility_timeout or deadline + VISIBILITY_MARGIN
         if timeout <= deadline:
             raise ConfigError(

@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from pipeline.config import Config
-from pipeline.download import DownloadPolicy
 from pipeline.journal import SQLiteJournal
 from pipeline.live import SIGNATURE_HEADER, WEBHOOK_PATH, SignatureVerifier, create_app
 from pipeline.live.runner import HttpParser, ServerThread
@@ -106,7 +105,7 @@ def start_receiver(tmp_path: Path, standin: StandIn) -> Iterator[StartReceiver]:
             app = create_app(
                 config,
                 backend=backend,
-                policy=DownloadPolicy(**config.download.given()),
+                policy=config.download,
                 verifier=verifier,
                 tick=tick,
             )

@@ -14,7 +14,7 @@ def test_the_shipped_config_is_valid_and_matches_the_defaults(monkeypatch):
     monkeypatch.delenv("VIDEOSDK_TOKEN", raising=False)
     shipped = load_config(ROOT / "config.yaml")
     assert shipped.model_dump(exclude={"download"}) == Config().model_dump(exclude={"download"})
-    assert DownloadPolicy(**shipped.download.given()) == DownloadPolicy()
+    assert shipped.download == DownloadPolicy()
 
 
 def test_unknown_and_mistyped_keys_are_named(tmp_path):
@@ -39,7 +39,7 @@ def test_environment_variables_are_interpolated_and_missing_ones_named(tmp_path,
 def test_command_line_overrides_win_and_none_leaves_the_file_value():
     config = Config().override(**{"backend.url": "s3://b/p", "download.concurrency": None})
     assert config.backend.url == "s3://b/p"
-    assert config.download.concurrency is None
+    assert config.download == DownloadPolicy()
 
 
 def test_backend_sections_are_the_storage_options_themselves(tmp_path):
@@ -68,3 +68,22 @@ def test_command_line_options_apply_to_the_file_before_it_is_validated(tmp_path)
     assert (config.backend.url, config.download.concurrency) == ("s3://b/p", 3)
     with pytest.raises(ConfigError, match=r"command-line options: backend\.s3"):
         load_config(path, **{"backend.s3.part_size": 1})
+
+
+def test_the_download_section_is_the_download_policy_checked_by_its_own_rules(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("download:\n  concurrency: 2\n  allowed_origins: ['https://a.example']\n")
+    config = load_config(path)
+    # Nothing to convert: the engine takes the section as it is, per_host following concurrency.
+    assert config.download == DownloadPolicy(
+        concurrency=2, per_host=2, allowed_origins=("https://a.example",)
+    )
+    path.write_text("download:\n  concurrency: 2\n  per_host: 3\n")
+    with pytest.raises(ConfigError, match=r"per_host \(3\) cannot exceed download\.concurrency"):
+        load_config(path)
+    path.write_text("download:\n  private_origins: ['*.internal.example']\n")
+    with pytest.raises(ConfigError, match="must be an exact origin"):
+        load_config(path)
+    path.write_text("download:\n  concurency: 2\n")
+    with pytest.raises(ConfigError, match=r"download\.concurency: unknown key"):
+        load_config(path)
