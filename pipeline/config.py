@@ -117,6 +117,9 @@ class QueueSection(_Section):
     #: ...or whatever arrived within this many seconds.
     merge_wait: float = Field(1.0, gt=0)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    #: ``archive --broker`` says so when no segment has finished for this many seconds,
+    #: naming whether any worker answers, instead of waiting in silence.
+    idle_warning: float = Field(60.0, gt=0)
     #: Storage roots (backend URLs) a worker copies between for ``sync --broker``; a copy
     #: task naming any other root is refused, so a forged message cannot reach other buckets.
     sync_roots: list[str] = Field(default_factory=list)

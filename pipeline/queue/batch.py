@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from celery import Celery
+
 from storage_backends import Backend
 
 from ..archive import RunSummary
@@ -49,9 +51,43 @@ def archive_via_broker(
     try:
         queued = publish_planned(app, planned)
         log.info("queued %d segments on %s", queued, app.connection_for_write().as_uri())
-        summary = waiter.wait(progress.step if progress else None) if wait else RunSummary()
+        if wait:
+            idle = config.queue.idle_warning
+            summary = waiter.wait(
+                progress.step if progress else None,
+                idle_after=idle,
+                on_idle=lambda remaining: _report_idle(app, idle, remaining),
+            )
+        else:
+            summary = RunSummary()
     finally:
         app.close()
     summary.input_errors = planned.input_errors
     summary.ignored_events = planned.ignored_events
     return summary, queued
+
+
+def _report_idle(app: Celery, idle: float, remaining: int) -> None:
+    """Say why nothing finishes: no worker at all is the usual reason, and worth naming."""
+    try:
+        workers = len(app.control.ping(timeout=1.0) or [])
+    except Exception as exc:  # a failed probe (broker gone, timeout) must not end the wait
+        log.warning("no segment finished for %g s; asking the workers failed: %s", idle, exc)
+        return
+    where = app.connection_for_write().as_uri()
+    if workers == 0:
+        log.warning(
+            "no segment finished for %g s and no worker answers on %s: %d segment(s) wait in "
+            "the queue; start `track-archive worker --broker URL` (interrupting leaves them queued)",
+            idle,
+            where,
+            remaining,
+        )
+    else:
+        log.warning(
+            "no segment finished for %g s; %d worker(s) answer on %s, %d segment(s) remaining",
+            idle,
+            workers,
+            where,
+            remaining,
+        )

@@ -120,10 +120,25 @@ class BatchWaiter:
         )
 
     def wait(
-        self, on_done: Callable[[int], None] | None = None, interval: float = POLL_INTERVAL
+        self,
+        on_done: Callable[[int], None] | None = None,
+        interval: float = POLL_INTERVAL,
+        *,
+        idle_after: float | None = None,
+        on_idle: Callable[[int], None] | None = None,
     ) -> RunSummary:
-        """Poll until every segment finished; return the summary."""
+        """Poll until every segment finished; return the summary.
+
+        When nothing finished for ``idle_after`` seconds, ``on_idle`` is called once
+        with the number of segments remaining (again after the next idle stretch).
+        """
+        last_progress = time.monotonic()
         while self.remaining:
-            if not self.poll(on_done):
-                time.sleep(interval)
+            if self.poll(on_done):
+                last_progress = time.monotonic()
+                continue
+            if on_idle and idle_after and time.monotonic() - last_progress >= idle_after:
+                on_idle(self.remaining)
+                last_progress = time.monotonic()
+            time.sleep(interval)
         return self.summary

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
+from pathlib import Path
+
+import yaml
 
 from pipeline.standin import Meeting
 from tests.queue.conftest import (
+    REPO,
     Rig,
     Workers,
     queued_tasks,
@@ -45,3 +51,42 @@ def test_the_same_batch_queued_twice_is_archived_once_and_a_rerun_fetches_nothin
     assert again.returncode == 0, again.stderr
     assert (summary_of(again)["archived"], summary_of(again)["skipped"]) == (0, 5)
     assert len(rig.origin.requests) == fetched
+
+
+def test_a_batch_waiting_without_any_worker_says_so_then_finishes_when_one_starts(
+    rig: Rig, workers: Workers, small_meeting: Meeting, tmp_path: Path
+) -> None:
+    source = webhooks_file(rig, small_meeting)
+    command = rig.command("archive", "--json", str(source))
+    # The rig writes its config afresh per command; this run's copy warns after one idle second.
+    given = Path(command[command.index("--config") + 1])
+    config = yaml.safe_load(given.read_text())
+    config["queue"]["idle_warning"] = 1
+    quick = tmp_path / "quick-warning.yaml"
+    quick.write_text(yaml.safe_dump(config))
+    command[command.index("--config") + 1] = str(quick)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    ) as waiting:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(waiting.stderr or []), daemon=True)
+        reader.start()
+        try:
+            warning = wait_until(
+                lambda: next((line for line in lines if "no worker answers" in line), None),
+                60,
+                "the warning that no worker answers",
+            )
+            assert "5 segment(s) wait in the queue" in warning
+            assert "track-archive worker" in warning
+            workers.start("worker-a")
+            out = waiting.stdout.read() if waiting.stdout else ""
+            waiting.wait(timeout=150)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+                waiting.wait()
+            reader.join(timeout=10)
+    assert waiting.returncode == 0, "".join(lines)
+    summary = json.loads(out)
+    assert (summary["archived"], summary["failed"]) == (5, 0)
