@@ -29,11 +29,17 @@ import os
 import secrets
 import stat as stat_mod
 import time
+import uuid
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from storage_backends._copy import Digests, copy_hashed
+from storage_backends._local_meta import stat_of, write_attrs
 from storage_backends._streams import TEMP_PREFIX, make_dirs
+from storage_backends.base import ObjectStat
 from storage_backends.keys import INTERNAL_PREFIX
 
 #: The root's one directory of coordination files; keys can never name it.
@@ -60,7 +66,7 @@ class TempFile:
 
 
 class TempFiles:
-    """Creates, commits and cleans the temp files of one archive root."""
+    """Creates, fills, commits and cleans the temp files of one archive root."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
@@ -157,6 +163,47 @@ class TempFiles:
                 continue
             return path
         raise AssertionError("unreachable")
+
+    def write_object(
+        self,
+        key: str,
+        directory: Path,
+        chunks: Iterable[bytes],
+        attrs: dict[str, Any],
+        *,
+        size: int,
+        fsync: bool,
+    ) -> tuple[TempFile, Digests, ObjectStat]:
+        """Write ``key``'s finished, hashed temp file in ``directory``; return it (still open).
+
+        ``attrs`` (metadata, content type) are stored with the file's checksums,
+        size and a new version id; the stat returned is the one the key will
+        have. The caller commits or discards the file; until then its lock tells
+        :meth:`clean` that it is in use.
+        """
+        temp = self.create(directory)
+        try:
+            written = copy_hashed(
+                chunks, temp.fd, sha256=True, start_writeback=fsync, size_hint=size
+            )
+            st = os.fstat(temp.fd)
+            stored = {
+                **attrs,
+                "crc32c": written.crc32c,
+                "sha256": written.sha256,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "version": uuid.uuid4().hex,
+            }
+            has_attrs = write_attrs(temp.fd, stored)
+            if fsync:
+                os.fsync(temp.fd)
+        except BaseException:
+            self.discard(temp)
+            raise
+        # Link and rename keep the inode, its mtime and its xattr: this is the
+        # stat the key will have, without reading it back.
+        return temp, written, stat_of(key, st, stored if has_attrs else None)
 
     def link(self, temp: TempFile, dest: Path) -> None:
         """Give the finished file the name ``dest``; ``FileExistsError`` when it is taken."""

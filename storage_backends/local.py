@@ -31,20 +31,20 @@ import copy
 import errno
 import os
 import stat as stat_mod
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from storage_backends._copy import Digests, advise_sequential, copy_hashed
+from storage_backends._copy import Digests, advise_sequential
 from storage_backends._copy import file_chunks as _file_chunks
 from storage_backends._dirs import KnownDirs
 from storage_backends._local_link import link_sealed
-from storage_backends._local_meta import key_lock, read_attrs, stat_of, write_attrs
+from storage_backends._local_meta import key_lock, read_attrs, stat_of
+from storage_backends._local_read import check_read, copy_out, walk
 from storage_backends._local_temp import NO_HARD_LINKS, WORK_DIR, TempFile, TempFiles
-from storage_backends._streams import TEMP_PREFIX, fsync_dir, make_dirs, temp_path_for
+from storage_backends._streams import TEMP_PREFIX, fsync_dir
 from storage_backends.base import Backend, ObjectStat
 from storage_backends.checksums import hash_bytes
 from storage_backends.errors import (
@@ -144,36 +144,11 @@ class LocalBackend(Backend):
     def _write_temp(
         self, key: str, dest: Path, chunks: Iterable[bytes], attrs: dict[str, Any], size: int
     ) -> tuple[TempFile, Digests, ObjectStat]:
-        """Write a finished, fsynced temp file for ``dest``; return it (still open) and its stat.
-
-        The caller commits or discards it; until then its writer's lock tells
-        ``clean_leftovers`` that it is in use.
-        """
+        """A finished temp file for ``dest``, made in its directory (see ``TempFiles.write_object``)."""
         self._dirs.ensure(dest.parent, fsync=self._options.fsync)
-        temp = self._temps.create(dest.parent)
-        fsync = self._options.fsync
-        try:
-            written = copy_hashed(
-                chunks, temp.fd, sha256=True, start_writeback=fsync, size_hint=size
-            )
-            st = os.fstat(temp.fd)
-            stored = {
-                **attrs,
-                "crc32c": written.crc32c,
-                "sha256": written.sha256,
-                "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns,
-                "version": uuid.uuid4().hex,
-            }
-            has_attrs = write_attrs(temp.fd, stored)
-            if fsync:
-                os.fsync(temp.fd)
-        except BaseException:
-            self._temps.discard(temp)
-            raise
-        # Link and rename keep the inode, its mtime and its xattr: this is the
-        # stat the key will have, without reading it back.
-        return temp, written, stat_of(key, st, stored if has_attrs else None)
+        return self._temps.write_object(
+            key, dest.parent, chunks, attrs, size=size, fsync=self._options.fsync
+        )
 
     def _lock(self, dest: Path, key: str) -> AbstractContextManager[None]:
         return key_lock(dest.parent, self._temps.work_dir, key)
@@ -372,34 +347,7 @@ class LocalBackend(Backend):
         start = self._root / directory if directory else self._root
         if directory and not self._no_symlinks(directory.split("/")):
             return
-        yield from self._walk(start, directory, name_start)
-
-    def _walk(self, directory: Path, key_dir: str, name_start: str) -> Iterator[ObjectStat]:
-        try:
-            entries = list(os.scandir(directory))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        except OSError as exc:
-            raise self._error(exc, key_dir, "list") from exc
-        ordered: list[tuple[str, os.DirEntry[str]]] = []
-        for entry in entries:
-            if entry.name.startswith(INTERNAL_PREFIX) or not entry.name.startswith(name_start):
-                continue
-            if entry.is_symlink():
-                continue
-            # Sorting directories as "name/" keeps the output in S3/GCS key order.
-            ordered.append((entry.name + "/" if entry.is_dir() else entry.name, entry))
-        ordered.sort(key=lambda item: item[0])
-        for _, entry in ordered:
-            key = f"{key_dir}/{entry.name}" if key_dir else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                yield from self._walk(Path(entry.path), key, "")
-            elif entry.is_file(follow_symlinks=False):
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # deleted while listing
-                    continue
-                yield stat_of(key, st, read_attrs(Path(entry.path)))
+        yield from walk(start, directory, name_start, self._error)
 
     def _open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Open the file for reading."""
@@ -413,35 +361,14 @@ class LocalBackend(Backend):
     def _get_file(self, key: str, dest: Path) -> ObjectStat:
         """Copy the object to ``dest`` via a temp file, checking size and stored CRC32C."""
         path = self._path(key)
-        fsync = self._options.fsync
         try:
             source = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb", buffering=0)
         except OSError as exc:
             raise self._error(exc, key, "get_file") from exc
         with source:
-            st = os.fstat(source.fileno())
-            stat = stat_of(key, st, read_attrs(source.fileno()))
+            stat = stat_of(key, os.fstat(source.fileno()), read_attrs(source.fileno()))
             advise_sequential(source.fileno())
-            make_dirs(dest.parent, fsync=self._options.fsync)
-            tmp = temp_path_for(dest)
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-                try:
-                    # SHA-256 is not recomputed: the stored CRC32C is what a read checks,
-                    # as for S3 and GCS.
-                    written = copy_hashed(
-                        _file_chunks(source), fd, sha256=False, start_writeback=fsync
-                    )
-                    self._check_read(stat, written.size, written.crc32c)
-                    if fsync:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, dest)
-                if fsync:
-                    fsync_dir(dest.parent)
-            finally:
-                tmp.unlink(missing_ok=True)
+            copy_out(source, stat, dest, fsync=self._options.fsync, backend=self.url)
         return stat
 
     def _get_bytes(self, key: str, *, max_size: int) -> tuple[bytes, ObjectStat]:
@@ -457,17 +384,9 @@ class LocalBackend(Backend):
                 )
             data = source.read()
         crc, _ = hash_bytes(data)
-        self._check_read(stat, len(data), crc)
+        check_read(stat, len(data), crc, backend=self.url)
         return data, stat
 
     def close(self) -> None:
         """Remove the root's work directory if no writer is using it."""
         self._temps.tidy()
-
-    def _check_read(self, stat: ObjectStat, size: int, crc32c: str) -> None:
-        if size != stat.size or (stat.crc32c is not None and crc32c != stat.crc32c):
-            raise IntegrityError(
-                "bytes read do not match the checksum stored with the object",
-                backend=self.url,
-                key=stat.key,
-            )

@@ -1,7 +1,8 @@
 """The state journal: deliveries and segment states, durable across crashes."""
 
 from .base import EventRecord, Journal, NewEvent, NewSegment, SegmentRecord, SegmentState
-from .sqlite import SQLiteJournal, worker_name
+from .leases import worker_name
+from .sqlite import SQLiteJournal
 
 __all__ = [
     "EventRecord",

@@ -227,9 +227,7 @@ class Journal(ABC):
         Journals should override this with a query: a session collects many
         deliveries, and a manifest merge must not re-read the ones it already holds.
         """
-        return [
-            e for e in self.events(session_id=session_id) if e.processed and not e.manifested
-        ]
+        return [e for e in self.events(session_id=session_id) if e.processed and not e.manifested]
 
     @abstractmethod
     def unmanifested_sessions(self) -> list[str]:

@@ -9,8 +9,6 @@ SQLite's own locking (``busy_timeout``), so two runs may share one file.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import threading
 from datetime import UTC, datetime
@@ -19,6 +17,8 @@ from typing import Any
 
 from ..errors import JournalError
 from .base import EventRecord, Journal, NewEvent, NewSegment, SegmentRecord, SegmentState
+from .leases import lease_lapsed
+from .rows import INSERT_SEGMENT, event_of, insert_segments, segment_of, segment_params
 from .schema import prepare
 
 # Claiming takes the oldest claimable row through an index (``segments_state`` or
@@ -40,33 +40,6 @@ CLAIM_ACTIVE_IN_SESSION = (
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def worker_name() -> str:
-    """A worker identity that tells whether its process still lives (host:pid:thread)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
-def _owner_is_dead(owner: str | None) -> bool:
-    """True when ``owner`` ran on this host in a process that no longer exists."""
-    if not owner:
-        return True
-    host, _, rest = owner.partition(":")
-    if host != socket.gethostname():
-        return False
-    try:
-        pid = int(rest.partition(":")[0])
-    except ValueError:
-        return True
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class SQLiteJournal(Journal):
@@ -127,43 +100,6 @@ class SQLiteJournal(Journal):
         except sqlite3.Error as exc:
             raise JournalError(f"{self.path}: {exc}") from exc
 
-    @staticmethod
-    def _event(row: sqlite3.Row) -> EventRecord:
-        return EventRecord(
-            event_id=row["event_id"],
-            webhook_type=row["webhook_type"],
-            session_id=row["session_id"],
-            participant_id=row["participant_id"],
-            kind=row["kind"],
-            payload=json.loads(row["payload"]),
-            source=row["source"],
-            received_at=datetime.fromisoformat(row["received_at"]),
-            processed=bool(row["processed"]),
-            manifested=bool(row["manifested"]),
-        )
-
-    @staticmethod
-    def _segment(row: sqlite3.Row) -> SegmentRecord:
-        return SegmentRecord(
-            segment_id=row["segment_id"],
-            session_id=row["session_id"],
-            meeting_id=row["meeting_id"],
-            participant_id=row["participant_id"],
-            kind=row["kind"],
-            source_url=row["source_url"],
-            source_path=row["source_path"],
-            filename=row["filename"],
-            key=row["key"],
-            arrival=row["arrival"],
-            state=SegmentState(row["state"]),
-            attempts=row["attempts"],
-            result=json.loads(row["result"]) if row["result"] else None,
-            error=row["error"],
-            manifested=bool(row["manifested"]),
-            updated_at=datetime.fromisoformat(row["updated_at"]),
-            failures=row["failures"],
-        )
-
     # -- events ---------------------------------------------------------------
 
     def record_event(
@@ -215,42 +151,16 @@ class SQLiteJournal(Journal):
                     == 1
                 )
                 if new and e.segments:
-                    self._insert_segments(db, e.segments, received)
+                    insert_segments(db, e.segments, received)
                 flags.append(new)
             return flags
 
         result: list[bool] = self._transaction(work)
         return result
 
-    @staticmethod
-    def _insert_segments(
-        db: sqlite3.Connection, segments: tuple[NewSegment, ...], now: str
-    ) -> None:
-        db.executemany(
-            "INSERT OR IGNORE INTO segments (segment_id, session_id, meeting_id, participant_id,"
-            " kind, source_url, source_path, filename, key, state, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    seg.segment_id,
-                    seg.session_id,
-                    seg.meeting_id,
-                    seg.participant_id,
-                    seg.kind,
-                    seg.source_url,
-                    seg.source_path,
-                    seg.filename,
-                    seg.key,
-                    SegmentState.PENDING,
-                    now,
-                )
-                for seg in segments
-            ],
-        )
-
     def unprocessed_events(self, limit: int = 1000) -> list[EventRecord]:
         rows = self._run("SELECT * FROM events WHERE processed = 0 ORDER BY seq LIMIT ?", (limit,))
-        return [self._event(r) for r in rows]
+        return [event_of(r) for r in rows]
 
     def events(self, *, session_id: str | None = None) -> list[EventRecord]:
         if session_id is None:
@@ -259,7 +169,7 @@ class SQLiteJournal(Journal):
             rows = self._run(
                 "SELECT * FROM events WHERE session_id = ? ORDER BY seq", (session_id,)
             )
-        return [self._event(r) for r in rows]
+        return [event_of(r) for r in rows]
 
     def unmanifested_events(self, session_id: str) -> list[EventRecord]:
         rows = self._run(
@@ -267,7 +177,7 @@ class SQLiteJournal(Journal):
             " ORDER BY seq",
             (session_id,),
         )
-        return [self._event(r) for r in rows]
+        return [event_of(r) for r in rows]
 
     # -- segments -------------------------------------------------------------
 
@@ -277,24 +187,7 @@ class SQLiteJournal(Journal):
         def work(db: sqlite3.Connection) -> int:
             changed = 0
             for seg in segments:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO segments (segment_id, session_id, meeting_id, participant_id,"
-                    " kind, source_url, source_path, filename, key, state, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        seg.segment_id,
-                        seg.session_id,
-                        seg.meeting_id,
-                        seg.participant_id,
-                        seg.kind,
-                        seg.source_url,
-                        seg.source_path,
-                        seg.filename,
-                        seg.key,
-                        SegmentState.PENDING,
-                        _now(),
-                    ),
-                )
+                cursor = db.execute(INSERT_SEGMENT, segment_params(seg, _now()))
                 if cursor.rowcount == 0 and retry_failed:
                     # Queued again by hand: a fresh count of attempts, no waiting.
                     cursor = db.execute(
@@ -320,7 +213,7 @@ class SQLiteJournal(Journal):
                 for row in db.execute(
                     CLAIM_ACTIVE_IN_SESSION if in_session else CLAIM_ACTIVE, params
                 )
-                if (row["lease_until"] or 0) < now or _owner_is_dead(row["owner"])
+                if lease_lapsed(row["owner"], row["lease_until"], now)
             ][:1]
             pending = db.execute(
                 CLAIM_PENDING_IN_SESSION if in_session else CLAIM_PENDING, params
@@ -338,7 +231,7 @@ class SQLiteJournal(Journal):
             fresh = db.execute(
                 "SELECT * FROM segments WHERE segment_id = ?", (row["segment_id"],)
             ).fetchone()
-            return self._segment(fresh)
+            return segment_of(fresh)
 
         result: SegmentRecord | None = self._transaction(work)
         return result
@@ -419,7 +312,7 @@ class SQLiteJournal(Journal):
             params.extend(states)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._run(f"SELECT * FROM segments{where} ORDER BY arrival", tuple(params))
-        return [self._segment(r) for r in rows]
+        return [segment_of(r) for r in rows]
 
     # -- manifests ------------------------------------------------------------
 
