@@ -63,7 +63,9 @@ def stage_rank(stage: str) -> int:
 class FileDetail(BaseModel):
     """One recorded file of a stopped track."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Built when the first webhook is read, not at import: commands that only read manifests
+    # import these names (through the manifest's merge rules) and never validate a webhook.
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     fileUrl: str = Field(min_length=1, max_length=4096)
     filePath: str | None = Field(None, max_length=4096)
@@ -89,7 +91,7 @@ class FileDetail(BaseModel):
 class TrackData(BaseModel):
     """The ``data`` object of a participant track recording webhook."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     meetingId: str | None = Field(None, max_length=512)
     sessionId: str = Field(min_length=1, max_length=512)
@@ -101,7 +103,7 @@ class TrackData(BaseModel):
 class TrackEvent(BaseModel):
     """A validated ``participant-track-recording-*`` webhook."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     webhookType: str
     data: TrackData
@@ -115,7 +117,7 @@ class TrackEvent(BaseModel):
 class OtherEvent(BaseModel):
     """A webhook of a type this tool does not archive (reported and skipped)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     webhookType: str
 

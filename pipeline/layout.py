@@ -121,6 +121,12 @@ def session_prefix(session_id: str) -> str:
     return encode_component(session_id, what="sessionId") + "/"
 
 
+def is_manifest_key(key: str) -> bool:
+    """Whether ``key`` is a session manifest (``<session>/manifest.json``)."""
+    head, sep, tail = key.partition("/")
+    return bool(head) and sep == "/" and tail == MANIFEST_NAME
+
+
 def manifest_key(session_id: str) -> str:
     """The key of a session's manifest."""
     return session_prefix(session_id) + MANIFEST_NAME

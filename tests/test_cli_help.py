@@ -143,6 +143,34 @@ def test_commands_that_download_nothing_load_no_downloader_or_web_stack(tmp_path
     assert out == [str(exit_code)], out
 
 
+#: Commands that answer from the query index or one manifest, and what each must leave alone:
+#: the sync engine, rich (nothing to draw in JSON, CSV or an error line), and the validators
+#: of webhooks and manifests, which are built when the first one is read, not at import.
+QUERIES = {
+    "sessions --format json": ["sessions", "--backend", "archive", "--format", "json"],
+    "segments --format csv": ["segments", "--backend", "archive", "--format", "csv"],
+    "manifest show (absent)": ["manifest", "show", "s1", "--backend", "archive"],
+}
+UNUSED_BY_QUERIES = ("pipeline.sync", "pipeline.sync.run", "rich", "rich.console")
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_queries_load_no_sync_engine_or_rich_and_build_no_unread_model(tmp_path, name):
+    (tmp_path / "archive").mkdir()
+    probe = (
+        "import sys; from click.testing import CliRunner; import pipeline.cli as cli; "
+        f"CliRunner().invoke(cli.main, {QUERIES[name]!r}); "
+        "import pipeline.events as e, pipeline.manifest.model as m; "
+        "models = [e.FileDetail, e.TrackData, e.TrackEvent, e.OtherEvent, m.Manifest, m.Segment]; "
+        f"print(' '.join(n for n in {UNUSED_BY_QUERIES!r} if n in sys.modules), "
+        "' '.join(c.__name__ for c in models if c.__pydantic_complete__))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.split()
+    assert out == [], out
+
+
 def test_the_live_package_still_offers_every_name_it_lists():
     # Its names load on first use (see pipeline.live): each listed one must resolve.
     import pipeline.live as live

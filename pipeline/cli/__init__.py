@@ -12,11 +12,18 @@ command list prints without importing them; a test keeps both in step.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import NamedTuple
 
 import click
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: pydantic looks for plugins in the entry points of every installed distribution the first
+#: time it builds a model: a scan that costs every command about as much as building its whole
+#: configuration, for plugins the tool never uses. Set the variable yourself (empty: load
+#: them all) to have pydantic's plugins loaded anyway.
+PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
 
 
 class Entry(NamedTuple):
@@ -59,14 +66,14 @@ COMMANDS: dict[str, Entry] = {
         "recording",
         "Start and stop participant track recordings through the recording service's API.",
     ),
-    "segments": Entry("sync_cmds", "segments", "One row per archived segment, in recording order."),
+    "segments": Entry("query_cmds", "segments", "One row per archived segment, in recording order."),
     "serve": Entry(
         "serve_cmd",
         "serve",
         "Receive the recording service's webhooks and archive every stopped track.",
     ),
     "sessions": Entry(
-        "sync_cmds",
+        "query_cmds",
         "sessions",
         "One row per session: participants, segment counts, bytes, total duration, failures.",
     ),
@@ -99,6 +106,7 @@ class LazyGroup(click.Group):
         entry = self.registry.get(cmd_name)
         if entry is None:
             return None
+        os.environ.setdefault(PYDANTIC_PLUGINS_ENV, "__all__")
         module = importlib.import_module(f"{__name__}.{entry.module}")
         command: click.Command = getattr(module, entry.attribute)
         self.commands[cmd_name] = command

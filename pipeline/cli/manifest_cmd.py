@@ -28,7 +28,6 @@ def manifest() -> None:
 def show(session_id: str, config_path: object, backend_url: str | None, as_json: bool) -> None:
     """Show the manifest of SESSION_ID: participants, kinds, segments, failures."""
     from ..manifest import read_manifest
-    from .report import print_manifest
 
     config = load(config_path, **{"backend.url": backend_url})  # type: ignore[arg-type]  # click passes Path | None
     with open_configured_backend(config, clean_leftovers=False) as backend:
@@ -38,6 +37,8 @@ def show(session_id: str, config_path: object, backend_url: str | None, as_json:
         if as_json:
             click.echo(found.to_json().decode("utf-8"), nl=False)
         else:
+            from .report import print_manifest  # rich: only when there is a table to print
+
             print_manifest(found)
 
 

@@ -24,7 +24,9 @@ def utcnow() -> datetime:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Validators are built when a manifest is first read or written, not at import: the
+    # commands that import this module without touching a manifest start without that cost.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class Stream(_Model):

@@ -25,8 +25,8 @@ from storage_backends.base import Backend, ObjectStat
 from storage_backends.errors import ObjectNotFound
 
 from ..errors import TrackArchiveError
+from ..layout import is_manifest_key
 from ..manifest import Manifest
-from ..sync.plan import is_manifest_key
 
 #: Bump when the tables change; an index of another version is rebuilt.
 SCHEMA_VERSION = 2

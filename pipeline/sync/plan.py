@@ -28,7 +28,7 @@ from storage_backends.base import Backend, ObjectStat
 from storage_backends.checksums import CHUNK_SIZE, Hasher, hash_bytes
 from storage_backends.errors import ObjectNotFound
 
-from ..layout import MANIFEST_NAME, session_prefix
+from ..layout import MANIFEST_NAME, is_manifest_key, session_prefix
 from ..manifest import Manifest
 from .digest import Digest, Verdict, compare, digest_of, reconciled
 
@@ -44,12 +44,6 @@ class Action(Enum):
     REFUSE = "refuse"  # the source object contradicts what was recorded for it
     DELETE = "delete"  # only at the destination, --delete given
     KEEP = "keep"  # only at the destination, left alone
-
-
-def is_manifest_key(key: str) -> bool:
-    """Whether ``key`` is a session manifest (``<session>/manifest.json``)."""
-    head, sep, tail = key.partition("/")
-    return bool(head) and sep == "/" and tail == MANIFEST_NAME
 
 
 def session_of(key: str) -> str:

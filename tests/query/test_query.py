@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli.sync_cmds import commands, segments, sessions, sync
+from pipeline.cli.query_cmds import commands, segments, sessions
+from pipeline.cli.sync_cmds import sync
 from pipeline.manifest import ManifestUpdate, update_manifest
 from pipeline.query import ManifestIndex, list_segments, list_sessions
 from storage_backends import Backend
@@ -197,6 +198,6 @@ def test_cli_sync_json_and_exit_codes(
 
 def test_every_command_has_help() -> None:
     runner = CliRunner()
-    for command in commands:
+    for command in [*commands, sync]:
         result = runner.invoke(command, ["-h"])
         assert result.exit_code == 0 and command.help
