@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from storage_backends.options import BackendOptions, GCSOptions, LocalOptions, S3Options
@@ -27,7 +26,9 @@ from .download.policy import DEFAULT_PER_HOST, DownloadPolicy
 from .errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "config.yaml"
-_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# A string, not a compiled pattern: ``re`` compiles it on first use (a config file holding a
+# string), so the commands run without one skip the cost.
+_ENV_PATTERN = r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}"
 
 
 class _Section(BaseModel):
@@ -201,7 +202,7 @@ def _interpolate(value: Any, where: str) -> Any:
                 return default
             raise ConfigError(f"{where}: environment variable {name} is not set")
 
-        return _ENV_PATTERN.sub(substitute, value)
+        return re.sub(_ENV_PATTERN, substitute, value)
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list):
@@ -264,6 +265,8 @@ def _read(path: Path | None) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    import yaml  # only when there is a file: running on the defaults needs no parser
+
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -144,14 +144,15 @@ def test_commands_that_download_nothing_load_no_downloader_or_web_stack(tmp_path
 
 
 #: Commands that answer from the query index or one manifest, and what each must leave alone:
-#: the sync engine, rich (nothing to draw in JSON, CSV or an error line), and the validators
+#: the sync engine, rich (nothing to draw in JSON, CSV or an error line), the YAML parser (no
+#: config file here), and the validators
 #: of webhooks and manifests, which are built when the first one is read, not at import.
 QUERIES = {
     "sessions --format json": ["sessions", "--backend", "archive", "--format", "json"],
     "segments --format csv": ["segments", "--backend", "archive", "--format", "csv"],
     "manifest show (absent)": ["manifest", "show", "s1", "--backend", "archive"],
 }
-UNUSED_BY_QUERIES = ("pipeline.sync", "pipeline.sync.run", "rich", "rich.console")
+UNUSED_BY_QUERIES = ("pipeline.sync", "pipeline.sync.run", "rich", "rich.console", "yaml")
 
 
 @pytest.mark.parametrize("name", sorted(QUERIES))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import NamedTuple
 
 import click
@@ -24,6 +25,16 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 #: configuration, for plugins the tool never uses. Set the variable yourself (empty: load
 #: them all) to have pydantic's plugins loaded anyway.
 PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
+
+
+def _skip_work_no_command_uses() -> None:
+    """Process-wide choices of the command line (never of the library) that only save time."""
+    os.environ.setdefault(PYDANTIC_PLUGINS_ENV, "__all__")
+    # httpx imports its own command line (rich's console, progress and syntax, pygments' lexers)
+    # whenever those are installed, and rich is one of ours: about a third of httpx's import
+    # time, paid by every command that downloads. No command runs httpx's command line; with
+    # this entry the import fails and httpx keeps its stand-in ``httpx.main``.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None blocks an import
 
 
 class Entry(NamedTuple):
@@ -106,7 +117,7 @@ class LazyGroup(click.Group):
         entry = self.registry.get(cmd_name)
         if entry is None:
             return None
-        os.environ.setdefault(PYDANTIC_PLUGINS_ENV, "__all__")
+        _skip_work_no_command_uses()
         module = importlib.import_module(f"{__name__}.{entry.module}")
         command: click.Command = getattr(module, entry.attribute)
         self.commands[cmd_name] = command
