@@ -11,7 +11,7 @@ The SDKs (boto3, google-cloud-storage) are imported only when their backend is
 opened; callers never import them or catch their exceptions.
 """
 
-from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, ObjectStat
+from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, FilePut, ObjectStat, PutRequest
 from storage_backends.checksums import (
     Hasher,
     crc32c_b64,
@@ -42,6 +42,7 @@ __all__ = [
     "BackendConfigError",
     "BackendOptions",
     "BackendUnavailable",
+    "FilePut",
     "GCSOptions",
     "Hasher",
     "IntegrityError",
@@ -51,6 +52,7 @@ __all__ = [
     "ObjectStat",
     "PermissionDenied",
     "PreconditionFailed",
+    "PutRequest",
     "S3Options",
     "StorageError",
     "crc32c_b64",

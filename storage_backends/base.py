@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, ClassVar
@@ -47,6 +47,32 @@ class ObjectStat:
     version: str | None = None
     updated: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutRequest:
+    """One write as ``Backend``'s public methods checked it, for a backend's own operation.
+
+    The key is valid for the backend and at most one condition is set:
+    ``if_absent`` (create-only) or ``if_version`` (compare-and-swap against
+    ``ObjectStat.version``, which only ``put_bytes`` offers).
+    """
+
+    key: str
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    if_absent: bool = False
+    if_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilePut(PutRequest):
+    """A file's write: the caller's checksums of it, normalized, come along."""
+
+    crc32c: str
+    sha256: str
+    #: Lower-case hex MD5, sent for the service to check where known (sealed files).
+    md5: str | None = None
 
 
 class Backend(ABC):
@@ -105,35 +131,25 @@ class Backend(ABC):
         whose seal does not hold is refused with ``IntegrityError`` and nothing
         is written.
         """
-        self.check_key(key)
-        crc32c, sha256 = normalize_crc32c(crc32c), normalize_sha256(sha256)
+        put = FilePut(
+            key=self.check_key(key),
+            crc32c=normalize_crc32c(crc32c),
+            sha256=normalize_sha256(sha256),
+            content_type=content_type,
+            metadata=dict(metadata or {}),
+            if_absent=if_absent,
+        )
         if sealed is None:
-            return self._put_file(
-                key,
-                path,
-                crc32c=crc32c,
-                sha256=sha256,
-                content_type=content_type,
-                metadata=dict(metadata or {}),
-                if_absent=if_absent,
-            )
+            return self._put_file(path, put)
         if not sealed.holds_for(path):
             raise IntegrityError(
                 f"file {path} changed after its checksums were computed; not stored",
                 backend=self.url,
                 key=key,
             )
-        stat = self._put_sealed(
-            key,
-            path,
-            sealed,
-            crc32c=crc32c,
-            sha256=sha256,
-            md5=normalize_md5(md5) if md5 is not None else None,
-            content_type=content_type,
-            metadata=dict(metadata or {}),
-            if_absent=if_absent,
-        )
+        if md5 is not None:
+            put = replace(put, md5=normalize_md5(md5))
+        stat = self._put_sealed(path, sealed, put)
         path.unlink(missing_ok=True)
         return stat
 
@@ -154,15 +170,14 @@ class Backend(ABC):
         """
         if if_absent and if_version is not None:
             raise ValueError("if_absent and if_version are mutually exclusive")
-        self.check_key(key)
-        return self._put_bytes(
-            key,
-            data,
+        put = PutRequest(
+            key=self.check_key(key),
             content_type=content_type,
             metadata=dict(metadata or {}),
             if_absent=if_absent,
             if_version=if_version,
         )
+        return self._put_bytes(data, put)
 
     def delete(self, key: str) -> None:
         """Remove the object; raise ``ObjectNotFound`` when there is none."""
@@ -245,53 +260,14 @@ class Backend(ABC):
     # -- the backend's own operations, called with checked arguments -----------
 
     @abstractmethod
-    def _put_file(
-        self,
-        key: str,
-        path: Path,
-        *,
-        crc32c: str,
-        sha256: str,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat: ...
+    def _put_file(self, path: Path, put: FilePut) -> ObjectStat: ...
 
-    def _put_sealed(
-        self,
-        key: str,
-        path: Path,
-        sealed: FileSeal,
-        *,
-        crc32c: str,
-        sha256: str,
-        md5: str | None,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
+    def _put_sealed(self, path: Path, sealed: FileSeal, put: FilePut) -> ObjectStat:
         # A backend with no cheaper way proves the file the usual way, by hashing it.
-        return self._put_file(
-            key,
-            path,
-            crc32c=crc32c,
-            sha256=sha256,
-            content_type=content_type,
-            metadata=metadata,
-            if_absent=if_absent,
-        )
+        return self._put_file(path, put)
 
     @abstractmethod
-    def _put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_version: str | None,
-    ) -> ObjectStat: ...
+    def _put_bytes(self, data: bytes, put: PutRequest) -> ObjectStat: ...
 
     @abstractmethod
     def _delete(self, key: str) -> None: ...

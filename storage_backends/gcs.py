@@ -25,7 +25,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from storage_backends._streams import CrcReader, TranslatingReader, atomic_output, buffered
-from storage_backends.base import Backend, ObjectStat
+from storage_backends.base import Backend, FilePut, ObjectStat, PutRequest
 from storage_backends.checksums import Hasher, hash_bytes, hash_file
 from storage_backends.errors import IntegrityError, ObjectNotFound, PreconditionFailed, StorageError
 from storage_backends.gcs_errors import GCS_ERRORS, translate_gcs_error
@@ -143,41 +143,42 @@ class GCSBackend(Backend):
 
     # -- writes ------------------------------------------------------------------
 
-    def _put_file(
-        self,
-        key: str,
-        path: Path,
-        *,
-        crc32c: str,
-        sha256: str,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
-        """Upload ``path`` with the caller's CRC32C on the object for the service to check."""
-        full = self._full(key)
-        size = path.stat().st_size
-        self._check_condition(key, if_absent=if_absent, if_version=None)
-        blob = self._bucket.blob(full, chunk_size=self._options.chunk_size)
-        blob.crc32c = crc32c
-        blob.metadata = {**metadata, "sha256": sha256}
+    def _upload_file(self, put: FilePut, source: BinaryIO | CrcReader, size: int) -> storage.Blob:
+        """Upload a file's ``size`` bytes from ``source`` with the caller's checksums on the object.
+
+        The service checks the CRC32C (and MD5 when given); the client's own
+        checksum is off, since it would replace ours and read the file again.
+        """
+        self._check_condition(put.key, if_absent=put.if_absent, if_version=None)
+        blob = self._bucket.blob(self._full(put.key), chunk_size=self._options.chunk_size)
+        blob.crc32c = put.crc32c
+        if put.md5 is not None:
+            blob.md5_hash = base64.b64encode(bytes.fromhex(put.md5)).decode("ascii")
+        blob.metadata = {**put.metadata, "sha256": put.sha256}
         # Without a size the client always chooses a resumable upload.
         declared = size if size <= self._options.resumable_threshold else None
+        try:
+            blob.upload_from_file(
+                source,
+                size=declared,
+                content_type=put.content_type,
+                checksum=None,
+                if_generation_match=self._generation_match(put.if_absent, None),
+                retry=self._retry,
+                timeout=self._options.timeout,
+            )
+        except GCS_ERRORS as exc:
+            raise self._error(exc, put.key, "put_file", writing=True) from exc
+        return blob
+
+    def _put_file(self, path: Path, put: FilePut) -> ObjectStat:
+        """Upload ``path`` with the caller's CRC32C on the object for the service to check."""
+        key, crc32c, sha256 = put.key, put.crc32c, put.sha256
+        size = path.stat().st_size
         with open(path, "rb") as file:
             # The service checks only the CRC32C; the SHA-256 of what was sent is checked below.
             source = CrcReader(file, sha256=True)
-            try:
-                blob.upload_from_file(
-                    source,
-                    size=declared,
-                    content_type=content_type,
-                    checksum=None,  # the client's own checksum would overwrite ours
-                    if_generation_match=self._generation_match(if_absent, None),
-                    retry=self._retry,
-                    timeout=self._options.timeout,
-                )
-            except GCS_ERRORS as exc:
-                raise self._error(exc, key, "put_file", writing=True) from exc
+            blob = self._upload_file(put, source, size)
         sent_size, sent_sha256 = source.hasher.size, source.hasher.sha256
         if not source.whole_pass:
             # A resumable upload re-sent a chunk: hash the file itself instead.
@@ -193,50 +194,19 @@ class GCSBackend(Backend):
             )
         return self._verify_stored(key, blob, size, crc32c)
 
-    def _put_sealed(
-        self,
-        key: str,
-        path: Path,
-        sealed: FileSeal,
-        *,
-        crc32c: str,
-        sha256: str,
-        md5: str | None,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
+    def _put_sealed(self, path: Path, sealed: FileSeal, put: FilePut) -> ObjectStat:
         """Upload a sealed file on the checksums given: the service checks CRC32C (and MD5)."""
-        full = self._full(key)
-        self._check_condition(key, if_absent=if_absent, if_version=None)
-        blob = self._bucket.blob(full, chunk_size=self._options.chunk_size)
-        blob.crc32c = crc32c
-        if md5 is not None:
-            blob.md5_hash = base64.b64encode(bytes.fromhex(md5)).decode("ascii")
-        blob.metadata = {**metadata, "sha256": sha256}
-        declared = sealed.size if sealed.size <= self._options.resumable_threshold else None
         with open(path, "rb") as file:
-            try:
-                blob.upload_from_file(
-                    file,
-                    size=declared,
-                    content_type=content_type,
-                    checksum=None,  # the client's own would hash the file again
-                    if_generation_match=self._generation_match(if_absent, None),
-                    retry=self._retry,
-                    timeout=self._options.timeout,
-                )
-            except GCS_ERRORS as exc:
-                raise self._error(exc, key, "put_file", writing=True) from exc
+            blob = self._upload_file(put, file, sealed.size)
         if not sealed.holds_for(path):
             with suppress(*GCS_ERRORS):  # changed while read: only remove what we wrote
                 blob.delete(if_generation_match=blob.generation, retry=self._retry)
             raise IntegrityError(
                 f"file {path} changed while it was uploaded; object removed",
                 backend=self._url,
-                key=key,
+                key=put.key,
             )
-        return self._verify_stored(key, blob, sealed.size, crc32c)
+        return self._verify_stored(put.key, blob, sealed.size, put.crc32c)
 
     def _verify_stored(self, key: str, blob: storage.Blob, size: int, crc32c: str) -> ObjectStat:
         stat = self._stat_of(key, blob)
@@ -251,29 +221,20 @@ class GCSBackend(Backend):
             )
         return stat
 
-    def _put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_version: str | None,
-    ) -> ObjectStat:
+    def _put_bytes(self, data: bytes, put: PutRequest) -> ObjectStat:
         """Upload a small document, optionally with ``if_generation_match``."""
-        full = self._full(key)
-        self._check_condition(key, if_absent=if_absent, if_version=if_version)
+        key = put.key
+        self._check_condition(key, if_absent=put.if_absent, if_version=put.if_version)
         crc32c, sha256 = hash_bytes(data)
-        blob = self._bucket.blob(full)
+        blob = self._bucket.blob(self._full(key))
         blob.crc32c = crc32c
-        blob.metadata = {**metadata, "sha256": sha256}
+        blob.metadata = {**put.metadata, "sha256": sha256}
         try:
             blob.upload_from_string(
                 data,
-                content_type=content_type,
+                content_type=put.content_type,
                 checksum=None,
-                if_generation_match=self._generation_match(if_absent, if_version),
+                if_generation_match=self._generation_match(put.if_absent, put.if_version),
                 retry=self._retry,
                 timeout=self._options.timeout,
             )

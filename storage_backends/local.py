@@ -45,7 +45,7 @@ from storage_backends._local_meta import key_lock, read_attrs, stat_of
 from storage_backends._local_read import check_read, copy_out, walk
 from storage_backends._local_temp import NO_HARD_LINKS, WORK_DIR, TempFile, TempFiles
 from storage_backends._streams import TEMP_PREFIX, fsync_dir
-from storage_backends.base import Backend, ObjectStat
+from storage_backends.base import Backend, FilePut, ObjectStat, PutRequest
 from storage_backends.checksums import hash_bytes
 from storage_backends.errors import (
     BackendConfigError,
@@ -202,25 +202,16 @@ class LocalBackend(Backend):
             return None
         return stat_of(key, st, read_attrs(path)).version
 
-    def _put_file(
-        self,
-        key: str,
-        path: Path,
-        *,
-        crc32c: str,
-        sha256: str,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
-        """Copy ``path`` to ``key``, recomputing both checksums on the way."""
+    def _put_file(self, path: Path, put: FilePut) -> ObjectStat:
+        """Copy ``path`` to the key, recomputing both checksums on the way."""
+        key = put.key
         dest, there = self._resolve(key)
         # Fail fast before copying; the link at commit time is what decides.
-        if if_absent and there is not None:
+        if put.if_absent and there is not None:
             raise PreconditionFailed(
                 "create-only write: an object already exists", backend=self.url, key=key
             )
-        attrs = {"metadata": metadata, "content_type": content_type}
+        attrs = {"metadata": put.metadata, "content_type": put.content_type}
         # The caller's own file: its OSError is the caller's, not a storage error.
         # Unbuffered: chunks go from the kernel straight into the bytes we hash.
         source = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in the finally below
@@ -233,86 +224,53 @@ class LocalBackend(Backend):
                 )
             finally:
                 source.close()
-            if (written.crc32c, written.sha256) != (crc32c, sha256):
+            if (written.crc32c, written.sha256) != (put.crc32c, put.sha256):
                 self._temps.discard(temp)
                 raise IntegrityError(
                     f"file {path} does not match the checksums given "
-                    f"(crc32c {written.crc32c} != {crc32c} or sha256 differs)",
+                    f"(crc32c {written.crc32c} != {put.crc32c} or sha256 differs)",
                     backend=self.url,
                     key=key,
                 )
-            self._commit(temp, dest, key, if_absent=if_absent, if_version=None)
+            self._commit(temp, dest, key, if_absent=put.if_absent, if_version=None)
         except OSError as exc:
             raise self._error(exc, key, "put_file") from exc
         return stat
 
-    def _put_sealed(
-        self,
-        key: str,
-        path: Path,
-        sealed: FileSeal,
-        *,
-        crc32c: str,
-        sha256: str,
-        md5: str | None,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
-        """Link the sealed file itself at ``key``; copy it where a link cannot be made."""
-
-        def copy() -> ObjectStat:
-            return self._put_file(
-                key,
-                path,
-                crc32c=crc32c,
-                sha256=sha256,
-                content_type=content_type,
-                metadata=metadata,
-                if_absent=if_absent,
-            )
-
-        dest = self._path(key)
-        if not if_absent:
-            return copy()  # a replacing write takes the locked copy-and-rename path
+    def _put_sealed(self, path: Path, sealed: FileSeal, put: FilePut) -> ObjectStat:
+        """Link the sealed file itself at the key; copy it where a link cannot be made."""
+        dest = self._path(put.key)
+        if not put.if_absent:
+            # A replacing write takes the locked copy-and-rename path.
+            return self._put_file(path, put)
         if os.path.lexists(dest):
             raise PreconditionFailed(
-                "create-only write: an object already exists", backend=self.url, key=key
+                "create-only write: an object already exists", backend=self.url, key=put.key
             )
-        attrs = {"metadata": metadata, "content_type": content_type, "crc32c": crc32c}
+        attrs = {
+            "metadata": put.metadata,
+            "content_type": put.content_type,
+            "crc32c": put.crc32c,
+            "sha256": put.sha256,
+        }
         try:
             return link_sealed(
-                path,
-                dest,
-                sealed,
-                {**attrs, "sha256": sha256},
-                key=key,
-                backend=self.url,
-                fsync=self._options.fsync,
+                path, dest, sealed, attrs, key=put.key, backend=self.url, fsync=self._options.fsync
             )
         except OSError as exc:
             if exc.errno in _COPY_INSTEAD:
-                return copy()
-            raise self._error(exc, key, "put_file") from exc
+                return self._put_file(path, put)
+            raise self._error(exc, put.key, "put_file") from exc
 
-    def _put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_version: str | None,
-    ) -> ObjectStat:
+    def _put_bytes(self, data: bytes, put: PutRequest) -> ObjectStat:
         """Write a small document atomically, optionally create-only or compare-and-swap."""
-        dest = self._path(key)
-        attrs = {"metadata": metadata, "content_type": content_type}
+        dest = self._path(put.key)
+        attrs = {"metadata": put.metadata, "content_type": put.content_type}
         try:
-            temp, _, stat = self._write_temp(key, dest, [data], attrs, len(data))
-            self._commit(temp, dest, key, if_absent=if_absent, if_version=if_version)
+            temp, _, stat = self._write_temp(put.key, dest, [data], attrs, len(data))
+            self._commit(temp, dest, put.key, if_absent=put.if_absent, if_version=put.if_version)
         except OSError as exc:
-            raise self._error(exc, key, "put_bytes") from exc
+            raise self._error(exc, put.key, "put_bytes") from exc
         return stat
 
     def _delete(self, key: str) -> None:

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage_backends._streams import TranslatingReader, buffered, stream_to_file
-from storage_backends.base import Backend, ObjectStat
+from storage_backends.base import Backend, FilePut, ObjectStat, PutRequest
 from storage_backends.checksums import hash_bytes
 from storage_backends.errors import (
     IntegrityError,
@@ -133,70 +133,14 @@ class S3Backend(Backend):
 
     # -- writes, by the backend's S3Writes ----------------------------------------
 
-    def _put_file(
-        self,
-        key: str,
-        path: Path,
-        *,
-        crc32c: str,
-        sha256: str,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
-        return self._writes.put_file(
-            key,
-            path,
-            crc32c=crc32c,
-            sha256=sha256,
-            content_type=content_type,
-            metadata=metadata,
-            if_absent=if_absent,
-        )
+    def _put_file(self, path: Path, put: FilePut) -> ObjectStat:
+        return self._writes.put_file(path, put)
 
-    def _put_sealed(
-        self,
-        key: str,
-        path: Path,
-        sealed: FileSeal,
-        *,
-        crc32c: str,
-        sha256: str,
-        md5: str | None,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
-        return self._writes.put_sealed(
-            key,
-            path,
-            sealed,
-            crc32c=crc32c,
-            sha256=sha256,
-            md5=md5,
-            content_type=content_type,
-            metadata=metadata,
-            if_absent=if_absent,
-        )
+    def _put_sealed(self, path: Path, sealed: FileSeal, put: FilePut) -> ObjectStat:
+        return self._writes.put_sealed(path, sealed, put)
 
-    def _put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_version: str | None,
-    ) -> ObjectStat:
-        return self._writes.put_bytes(
-            key,
-            data,
-            content_type=content_type,
-            metadata=metadata,
-            if_absent=if_absent,
-            if_version=if_version,
-        )
+    def _put_bytes(self, data: bytes, put: PutRequest) -> ObjectStat:
+        return self._writes.put_bytes(data, put)
 
     def _delete(self, key: str) -> None:
         self._writes.delete(key)

@@ -43,7 +43,7 @@ from typing import Any, BinaryIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage_backends._streams import CrcReader
-from storage_backends.base import ObjectStat
+from storage_backends.base import FilePut, ObjectStat, PutRequest
 from storage_backends.checksums import Hasher, hash_bytes
 from storage_backends.errors import (
     IntegrityError,
@@ -109,31 +109,28 @@ class S3Writes:
                 "create-only write: an object already exists", backend=self._url, key=key
             )
 
-    def put_file(
-        self,
-        key: str,
-        path: Path,
-        *,
-        crc32c: str,
-        sha256: str,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
+    @staticmethod
+    def _file_request(put: FilePut) -> tuple[dict[str, str], dict[str, Any]]:
+        """The stored metadata of a file's upload and the request fields that carry it."""
+        meta = {**put.metadata, "sha256": put.sha256}
+        extra: dict[str, Any] = {"Metadata": meta}
+        if put.content_type:
+            extra["ContentType"] = put.content_type
+        if put.if_absent:
+            extra["IfNoneMatch"] = "*"
+        return meta, extra
+
+    def put_file(self, path: Path, put: FilePut) -> ObjectStat:
         """Upload ``path``: one PutObject up to the threshold, multipart above it."""
+        key, crc32c, sha256 = put.key, put.crc32c, put.sha256
         full = self._full(key)
         size = path.stat().st_size
-        meta = {**metadata, "sha256": sha256}
-        extra: dict[str, Any] = {"Metadata": meta}
-        if content_type:
-            extra["ContentType"] = content_type
-        if if_absent:
-            extra["IfNoneMatch"] = "*"
+        meta, extra = self._file_request(put)
         with open(path, "rb") as source:
             if size <= self._options.multipart_threshold:
                 response, sent = self._put_single(key, full, source, size, crc32c, extra)
             else:
-                if if_absent:
+                if put.if_absent:
                     self.refuse_existing(key)
                 response, whole = self._put_multipart(key, full, source, crc32c, sha256, extra)
                 assert whole is not None
@@ -148,31 +145,15 @@ class S3Writes:
             )
         return self._confirm_stored(key, response, size, crc32c, meta)
 
-    def put_sealed(
-        self,
-        key: str,
-        path: Path,
-        sealed: FileSeal,
-        *,
-        crc32c: str,
-        sha256: str,
-        md5: str | None,
-        content_type: str | None,
-        metadata: dict[str, str],
-        if_absent: bool,
-    ) -> ObjectStat:
+    def put_sealed(self, path: Path, sealed: FileSeal, put: FilePut) -> ObjectStat:
         """Upload a sealed file on the checksums given; the service checks them, not we."""
+        key = put.key
         full = self._full(key)
-        meta = {**metadata, "sha256": sha256}
-        extra: dict[str, Any] = {"Metadata": meta}
-        if content_type:
-            extra["ContentType"] = content_type
-        if if_absent:
-            extra["IfNoneMatch"] = "*"
+        meta, extra = self._file_request(put)
         with open(path, "rb") as source:
             if sealed.size <= self._options.multipart_threshold:
-                if md5 is not None:
-                    extra["ContentMD5"] = base64.b64encode(bytes.fromhex(md5)).decode("ascii")
+                if put.md5 is not None:
+                    extra["ContentMD5"] = base64.b64encode(bytes.fromhex(put.md5)).decode("ascii")
                 response = self._put_object(
                     key,
                     "put_file",
@@ -180,14 +161,14 @@ class S3Writes:
                     Body=source,
                     ContentLength=sealed.size,
                     ChecksumAlgorithm="CRC32C",
-                    ChecksumCRC32C=crc32c,
+                    ChecksumCRC32C=put.crc32c,
                     **extra,
                 )
             else:
-                if if_absent:
+                if put.if_absent:
                     self.refuse_existing(key)
                 response, _ = self._put_multipart(
-                    key, full, source, crc32c, sha256, extra, hash_whole=False
+                    key, full, source, put.crc32c, put.sha256, extra, hash_whole=False
                 )
         if not sealed.holds_for(path):
             # Changed while it was read: what was sent is proved by nothing.
@@ -197,7 +178,7 @@ class S3Writes:
                 backend=self._url,
                 key=key,
             )
-        return self._confirm_stored(key, response, sealed.size, crc32c, meta)
+        return self._confirm_stored(key, response, sealed.size, put.crc32c, meta)
 
     def _put_object(self, key: str, action: str, **request: Any) -> dict[str, Any]:
         """One PutObject; every single-request write goes through here."""
@@ -350,22 +331,14 @@ class S3Writes:
             if type(error) not in (PreconditionFailed, ObjectNotFound):
                 raise error from exc
 
-    def put_bytes(
-        self,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str,
-        metadata: dict[str, str],
-        if_absent: bool,
-        if_version: str | None,
-    ) -> ObjectStat:
+    def put_bytes(self, data: bytes, put: PutRequest) -> ObjectStat:
         """PutObject with ``IfNoneMatch='*'`` or ``IfMatch=<etag>`` as asked."""
+        key, if_version = put.key, put.if_version
         full = self._full(key)
         crc32c, sha256 = hash_bytes(data)
-        meta = {**metadata, "sha256": sha256}
+        meta = {**put.metadata, "sha256": sha256}
         conditions: dict[str, str] = {}
-        if if_absent:
+        if put.if_absent:
             conditions["IfNoneMatch"] = "*"
         if if_version is not None:
             conditions["IfMatch"] = if_version
@@ -375,7 +348,7 @@ class S3Writes:
                 "put_bytes",
                 Key=full,
                 Body=data,
-                ContentType=content_type,
+                ContentType=put.content_type,
                 Metadata=meta,
                 ChecksumAlgorithm="CRC32C",
                 ChecksumCRC32C=crc32c,

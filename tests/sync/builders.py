@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from pipeline.layout import segment_key
 from pipeline.manifest import Failure, ManifestUpdate, Segment, update_manifest
-from storage_backends import Backend, ObjectStat, hash_bytes
+from storage_backends import Backend, FilePut, ObjectStat, PutRequest, hash_bytes
 
 
 def put_segment(
@@ -111,13 +111,29 @@ class ProxyBackend(Backend):
 
     # The contract's checks run in ``Backend``; these count and forward the checked calls.
 
-    def _put_file(self, key: str, path: Path, **kwargs: Any) -> ObjectStat:  # type: ignore[override]
+    def _put_file(self, path: Path, put: FilePut) -> ObjectStat:
         self._count("put_file")
-        return self.inner.put_file(key, path, **kwargs)
+        return self.inner.put_file(
+            put.key,
+            path,
+            crc32c=put.crc32c,
+            sha256=put.sha256,
+            content_type=put.content_type,
+            metadata=put.metadata,
+            if_absent=put.if_absent,
+        )
 
-    def _put_bytes(self, key: str, data: bytes, **kwargs: Any) -> ObjectStat:  # type: ignore[override]
+    def _put_bytes(self, data: bytes, put: PutRequest) -> ObjectStat:
         self._count("put_bytes")
-        return self.inner.put_bytes(key, data, **kwargs)
+        assert put.content_type is not None  # put_bytes always names one
+        return self.inner.put_bytes(
+            put.key,
+            data,
+            content_type=put.content_type,
+            metadata=put.metadata,
+            if_absent=put.if_absent,
+            if_version=put.if_version,
+        )
 
     def _delete(self, key: str) -> None:
         self._count("delete")
