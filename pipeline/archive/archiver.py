@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,16 @@ from storage_backends.sealed import reseal_if_same
 from ..download import Downloader, DownloadResult
 from ..errors import InputError
 from ..events import OtherEvent, TrackEvent, canonical_event, parse_event
-from ..journal import Journal, NewEvent, NewSegment, SegmentRecord, SegmentState, worker_name
+from ..journal import (
+    Journal,
+    NewEvent,
+    NewSegment,
+    Refusal,
+    SegmentRecord,
+    SegmentState,
+    VerifiedDownload,
+    worker_name,
+)
 from ..manifest import utcnow
 from ..segment import StoredSegment
 from .manifests import FlushReport, ManifestFlusher
@@ -231,10 +240,7 @@ class Archiver:
                     record, worker, result, result.reason or "verification failed"
                 )
             await asyncio.to_thread(
-                self.journal.note_verified,
-                record.segment_id,
-                worker,
-                {"verified": result.as_dict()},
+                self.journal.note_verified, record.segment_id, worker, VerifiedDownload(result)
             )
         if stored is None:
             try:
@@ -259,10 +265,9 @@ class Archiver:
         log.info("archived %s (%d bytes)", stored.key, stored.size)
         return Outcome(record, "archived", size=stored.size, download=result, stored=stored)
 
-    def _noted_staging(self, record: SegmentRecord) -> Path | None:
+    def _noted_staging(self, record: SegmentRecord, noted: VerifiedDownload) -> Path | None:
         """The staged file an interrupted worker noted as verified (only inside our staging)."""
-        noted = (record.result or {}).get("verified") or {}
-        name = Path(noted.get("path") or "").name
+        name = noted.staged_name
         return self.staging / name if name.startswith(f"{record.segment_id}.") else None
 
     def _drop_stale_staging(self, record: SegmentRecord, keep: DownloadResult | None) -> None:
@@ -282,11 +287,11 @@ class Archiver:
         recorded size and both checksums, or the staged file does: both make a
         new download unnecessary. Anything less and the caller downloads again.
         """
-        noted = (record.result or {}).get("verified")
-        if not noted or not noted.get("ok"):
+        noted = record.verified
+        if noted is None:
             return None, None
-        staged = self._noted_staging(record)
-        result = DownloadResult.from_dict(noted, path=staged)
+        staged = self._noted_staging(record, noted)
+        result = replace(noted.download, path=staged)
         if await asyncio.to_thread(holds_exactly, self.backend, record.key, result):
             log.info("resuming %s: already stored by an interrupted run", record.key)
             return result, StoredSegment.of_download(result, key=record.key, archived_at=utcnow())
@@ -315,7 +320,7 @@ class Archiver:
             record,
             worker,
             SegmentState.FAILED,
-            result={"quarantine": str(kept) if kept else None, "download": result.as_dict()},
+            result=Refusal(quarantine=str(kept) if kept else None, download=result).to_json(),
             error=reason,
         )
         log.error("not archived: %s (%s)", record.key, reason)
@@ -354,7 +359,7 @@ class Archiver:
             record,
             worker,
             SegmentState.FAILED,
-            result={"quarantine": str(kept) if kept else None},
+            result=Refusal(quarantine=str(kept) if kept else None).to_json(),
             error=reason,
         )
         log.error("not archived: %s (%s)", record.key, reason)

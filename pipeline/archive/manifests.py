@@ -44,7 +44,7 @@ def session_update(
             update.segments.append(
                 (record.participant_id, record.kind, manifest_segment(record, stored))
             )
-        elif record.state is SegmentState.FAILED:
+        elif (refusal := record.refusal) is not None:
             update.failures.append(
                 Failure(
                     participantId=record.participant_id,
@@ -52,7 +52,7 @@ def session_update(
                     sourceUrl=record.source_url,
                     reason=record.error or "unknown failure",
                     at=record.updated_at,
-                    quarantine=(record.result or {}).get("quarantine"),
+                    quarantine=refusal.quarantine,
                 )
             )
     for event in journal.unmanifested_events(session_id):

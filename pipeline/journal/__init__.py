@@ -2,6 +2,7 @@
 
 from .base import EventRecord, Journal, NewEvent, NewSegment, SegmentRecord, SegmentState
 from .leases import worker_name
+from .results import Refusal, VerifiedDownload
 from .sqlite import SQLiteJournal
 
 __all__ = [
@@ -9,8 +10,10 @@ __all__ = [
     "Journal",
     "NewEvent",
     "NewSegment",
+    "Refusal",
     "SQLiteJournal",
     "SegmentRecord",
     "SegmentState",
+    "VerifiedDownload",
     "worker_name",
 ]

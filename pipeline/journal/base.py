@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..segment import StoredSegment
+from .results import Refusal, VerifiedDownload
 
 
 class SegmentState(StrEnum):
@@ -107,6 +108,18 @@ class SegmentRecord:
             return None
         return StoredSegment.from_json(self.result)
 
+    @property
+    def refusal(self) -> Refusal | None:
+        """Why a failed row's bytes are not archived (``None`` unless the row failed)."""
+        if self.state is not SegmentState.FAILED:
+            return None
+        return Refusal.from_json(self.result)
+
+    @property
+    def verified(self) -> VerifiedDownload | None:
+        """The verified download a worker noted before storing it (see ``note_verified``)."""
+        return VerifiedDownload.from_json(self.result)
+
 
 class Journal(ABC):
     """Durable, concurrency-safe state shared by every worker of one archive."""
@@ -186,6 +199,9 @@ class Journal(ABC):
     ) -> bool:
         """Record the outcome of a segment ``worker`` holds.
 
+        ``result`` is the outcome's journal form: a done segment's
+        ``StoredSegment.to_json()``, a failed one's ``Refusal.to_json()``.
+
         Returns ``False`` and records nothing when ``worker`` no longer holds
         it (its lease ran out and another worker took the segment over).
         """
@@ -199,7 +215,7 @@ class Journal(ABC):
         """
 
     @abstractmethod
-    def note_verified(self, segment_id: str, worker: str, result: dict[str, Any]) -> None:
+    def note_verified(self, segment_id: str, worker: str, verified: VerifiedDownload) -> None:
         """Remember a claimed segment's verified download before it is stored.
 
         A worker that dies between storing and ``finish`` leaves this behind,

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import JournalError
 from .base import EventRecord, Journal, NewEvent, NewSegment, SegmentRecord, SegmentState
 from .leases import lease_lapsed
+from .results import VerifiedDownload
 from .rows import INSERT_SEGMENT, event_of, insert_segments, segment_of, segment_params
 from .schema import prepare
 
@@ -283,11 +284,11 @@ class SQLiteJournal(Journal):
         )
         return bool(cursor.rowcount == 1)
 
-    def note_verified(self, segment_id: str, worker: str, result: dict[str, Any]) -> None:
+    def note_verified(self, segment_id: str, worker: str, verified: VerifiedDownload) -> None:
         self._transaction(
             lambda db: db.execute(
                 "UPDATE segments SET result = ?, updated_at = ? WHERE segment_id = ? AND owner = ?",
-                (json.dumps(result), _now(), segment_id, worker),
+                (json.dumps(verified.to_json()), _now(), segment_id, worker),
             )
         )
 
