@@ -32,19 +32,49 @@ on this participant):
   of our whole process. ffmpeg reads its two inputs on two threads, so with
   idle cores it gains in wall time what it spends in CPU: on a shared 2-core
   machine at load average 2 the whole process measured 0.93 of ffmpeg's speed
-  (the call alone 1.16), at load average 6-12 it measured 1.10. A demux thread per kind was tried and dropped: the GIL
-  changed hands once per packet and CPU rose by half.
+  (the call alone 1.16), at load average 6-12 it measured 1.10; later runs
+  measured 1.42 at load 3.5-4 (the call alone 1.77; CPU 2.5 s against
+  ffmpeg's 3.9 s) and 1.02 at load 12-13. A demux thread per kind was tried
+  and dropped: the GIL changed hands once per packet and CPU rose by half.
 * normalize: the AAC encoder is about half of all CPU and one serial chain
   (FFmpeg's encoder has no threads). It runs on its own thread, fed by a
   decoding thread, beside the video (H.264 on its own frame threads), and it
   sets the pace; reading and re-framing its input is about a sixth of that
   thread (moving it to the decoding thread measured no faster). ffmpeg 5.1
   runs the same encoder on its main thread, and its total CPU is a little
-  above ours. On a loaded machine (more runnable threads than cores) our
-  audio thread gets a core's share only part of the time it is busy, so the
-  wall ratio drops with the load while the CPU ratio stays; a run on a shared
-  2-core machine at load average 6-12 measured 0.71 of ffmpeg's speed for 60
-  minutes at 0.92 of its CPU.
+  above ours. Per thread, for 10 minutes: audio encoding 6.7-7.0 s (of which
+  the AAC encoder itself about 6.0 s: a bare loop over the same audio takes
+  that), audio decoding 1.1 s, the main thread (feeding H.264, muxing) 1.8-2.0 s,
+  video decoding 0.65 s, H.264's own threads about 2.2 s.
+* PyAV 18.1 releases the GIL around decoding and encoding (``avcodec_send_*``
+  and ``receive_*``), the filter graphs that its ``AudioResampler`` uses, the
+  scaler and the demuxer's reads, so the audio thread does run beside the
+  video. What threads cannot avoid is that every such call drops and retakes
+  the GIL, about a hundred times per second of audio per thread; each Python
+  thread working at once adds hand-offs, and on a loaded machine the thread
+  holding the GIL can be descheduled while the others wait.
+* Tried and not kept, each against the code as it stands, alternating rounds
+  on this participant: cutting the audio at its gaps into stretches, each
+  with an AAC encoder of its own, two at once (exact: the cuts fall on frame
+  boundaries inside digital silence, so the stamps run on and the samples
+  around each cut decode identically) raised the CPU of every thread by
+  15-25%, the audio decoding thread's too, whose work did not change (two AAC
+  encoders on two bare threads cost no more than one): the GIL hand-offs of
+  twice as many threads. It measured 0.55 of ffmpeg's speed where the code as
+  it stands measured 0.82 (10 minutes, runs at load 3.5 to 9). The audio chain in a forked
+  child process that pipes encoded packets back: the same total CPU, wall
+  within the noise at load 12-13 (medians 24.0 s against 25.4 s); it would
+  also need the backend opened anew in the child (a forked S3 or GCS client
+  shares its sockets), and it is still to be measured on an idle machine,
+  where it should gain most. Decoding the audio on the encoding thread (one thread fewer)
+  and a GIL switch interval of 0.5 or 50 ms: no change beyond the noise.
+* The wall ratio follows the machine's load more than any of these, so every
+  figure is printed with the load average before each run: normalize for 10
+  minutes measured 0.82 of ffmpeg's speed at load 3.5-4 and 1.29 at load
+  12-14 (there ffmpeg's one long main thread loses more to the other
+  processes than our several threads do); 60 minutes measured 0.68 at load
+  4-9 (our CPU 83.8 s, ffmpeg's 88.8 s). Peak RSS, normalize into Matroska:
+  139 MiB for 10 minutes, 133 MiB for 60; copy: 60.5 and 65.2 MiB.
 """
 
 from __future__ import annotations
@@ -122,7 +152,8 @@ def build_archive(cache: Path, minutes: int) -> tuple[Path, list[Path], list[Pat
 
 
 def measure(argv: list[str]) -> dict[str, float]:
-    """Run ``argv`` as a child; its wall time, CPU seconds and peak RSS (MiB)."""
+    """Run ``argv`` as a child; its wall time, CPU seconds, peak RSS (MiB) and the load before it."""
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     with tempfile.TemporaryFile() as said:
         child = subprocess.Popen(argv, stdout=said, stderr=subprocess.PIPE)
@@ -133,7 +164,9 @@ def measure(argv: list[str]) -> dict[str, float]:
             raise SystemExit(f"{argv[0]} failed ({status}): {err[-2000:]}")
         said.seek(0)
         output = said.read().decode(errors="replace").strip()
-    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024}
+    result = {
+        "wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024, "load": load,
+    }  # fmt: skip
     if output.startswith("{"):
         # Our child also times the export call alone, without Python's start and imports.
         result.update(json.loads(output))
@@ -249,6 +282,8 @@ def main() -> None:
                     "inputGiB": round(gib, 4),
                     "ours": {k: round(median(runs["ours"], k), 3) for k in ("wall", "cpu", "rss_mib", "call_wall", "call_cpu")},
                     "ffmpeg": {k: round(median(runs["ffmpeg"], k), 3) for k in ("wall", "cpu", "rss_mib")},
+                    # The machine's load average (1 min) before each run: wall ratios depend on it.
+                    "loadAverage": [round(r["load"], 2) for name in runs for r in runs[name]],
                     "wallRatio": round(ours_wall / ref_wall, 3),
                     "speedVsFfmpeg": round(ref_wall / ours_wall, 3),
                     # The export call alone (as a script using the API sees it) vs ffmpeg's whole run.
@@ -258,7 +293,7 @@ def main() -> None:
                 }
                 report[f"{mode}-{minutes}min"] = entry
                 print(f"{mode:9} {minutes:3} min: ours {entry['ours']}  ffmpeg {entry['ffmpeg']}  "
-                      f"speed vs ffmpeg {entry['speedVsFfmpeg']}x", flush=True)  # fmt: skip
+                      f"speed vs ffmpeg {entry['speedVsFfmpeg']}x  load {entry['loadAverage']}", flush=True)  # fmt: skip
         # Peak RSS by session length, one run each. MP4 keeps its whole index in memory
         # until the end (ffmpeg's grows alike); in Matroska only the cues do, so normalize
         # into mkv shows what the export itself holds. Copy mode writes Matroska already.
@@ -270,6 +305,7 @@ def main() -> None:
                 root, _, _ = build_archive(args.cache, minutes)
                 run = measure(ours(root, mode, work / f"ours-{mode}-memory", fmt))
                 memory[f"{minutes}min"] = round(run["rss_mib"], 1)
+                memory[f"{minutes}minLoad"] = round(run["load"], 2)
             report[f"{mode}{'Mkv' if fmt else ''}PeakRssMiB"] = memory
             print(f"{mode} into mkv, peak RSS by session length: {memory}", flush=True)
     print(json.dumps(report, indent=2))
