@@ -73,8 +73,9 @@ on this participant):
   minutes measured 0.82 of ffmpeg's speed at load 3.5-4 and 1.29 at load
   12-14 (there ffmpeg's one long main thread loses more to the other
   processes than our several threads do); 60 minutes measured 0.68 at load
-  4-9 (our CPU 83.8 s, ffmpeg's 88.8 s). Peak RSS, normalize into Matroska:
-  139 MiB for 10 minutes, 133 MiB for 60; copy: 60.5 and 65.2 MiB.
+  4-9 (our CPU 83.8 s, ffmpeg's 88.8 s) and 0.79 at load 7-14 (75.5 s against
+  87.9 s). Peak RSS, normalize into Matroska: 139 and 133 MiB for 10 and 60
+  minutes in one run, 103 and 106 MiB in another; copy: 60 and 65 MiB.
 """
 
 from __future__ import annotations
@@ -282,7 +283,7 @@ def main() -> None:
                     "inputGiB": round(gib, 4),
                     "ours": {k: round(median(runs["ours"], k), 3) for k in ("wall", "cpu", "rss_mib", "call_wall", "call_cpu")},
                     "ffmpeg": {k: round(median(runs["ffmpeg"], k), 3) for k in ("wall", "cpu", "rss_mib")},
-                    # The machine's load average (1 min) before each run: wall ratios depend on it.
+                    # The load average (1 min) before each run, ours then ffmpeg's: wall ratios follow it.
                     "loadAverage": [round(r["load"], 2) for name in runs for r in runs[name]],
                     "wallRatio": round(ours_wall / ref_wall, 3),
                     "speedVsFfmpeg": round(ref_wall / ours_wall, 3),
