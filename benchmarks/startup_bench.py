@@ -7,16 +7,22 @@ Run from the repository root::
 Like hyperfine: every case runs ``--runs`` times, the cases alternating round
 by round so that machine noise falls on all of them alike, and the median is
 printed beside the median CPU time (user + system of the child). The
-reference is ``python -c pass`` on the same interpreter. A command's time is
-measured to the first line it writes (stdout or stderr), which is when a user
-sees it start working; each command here works on an empty archive, so the
-figure is the cost of starting, not of the work.
+references are ``python -c pass`` and ``python -c "import click"`` on the same
+interpreter: the second is the least any click command line can start in. A
+command's time is measured to the first line it writes (stdout or stderr),
+which is when a user sees it start working; each command here works on an
+empty archive, so the figure is the cost of starting, not of the work.
+
+``--profile`` prints, for one run of each command, the modules whose import
+took longest (``python -X importtime``, self time summed per top-level package
+and per module of this project): where the remaining start-up time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import selectors
 import statistics
 import subprocess
@@ -55,9 +61,39 @@ def _first_line(argv: list[str], cwd: Path) -> tuple[float, float]:
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)")
+
+
+def _import_profile(argv: list[str], cwd: Path, runs: int = 3, top: int = 8) -> str:
+    """The ``top`` largest import self times (ms; the least of ``runs``), per package or own module."""
+    least: dict[str, int] = {}
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "pipeline.cli", *argv[1:]],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for match in _IMPORT_LINE.finditer(done.stderr):
+            module, spent = match.group(2), int(match.group(1))
+            least[module] = min(least.get(module, spent), spent)
+    grouped: dict[str, int] = {}
+    for module, spent in least.items():
+        own = module.startswith(("pipeline", "storage_backends"))
+        where = module if own else module.split(".")[0]
+        grouped[where] = grouped.get(where, 0) + spent
+    largest = sorted(grouped.items(), key=lambda item: -item[1])[:top]
+    total = sum(grouped.values()) / 1000
+    return f"{total:.0f} ms in imports; " + ", ".join(f"{m} {us / 1000:.0f}" for m, us in largest)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--profile", action="store_true", help="Print where each command's imports spend instead."
+    )
     args = parser.parse_args()
 
     exe = Path(sys.executable).with_name("track-archive")
@@ -70,6 +106,7 @@ def main() -> None:
         archive = ["--backend", str(work / "archive")]
         cases: dict[str, list[str]] = {
             "python -c pass": [sys.executable, "-c", "pass"],
+            "python -c 'import click'": [sys.executable, "-c", "import click"],
             "track-archive --help": [str(exe), "--help"],
             "archive --help": [str(exe), "archive", "--help"],
             "archive (empty input) --json": [
@@ -81,7 +118,12 @@ def main() -> None:
                 "--json",
             ],
             "manifest show (absent)": [str(exe), "manifest", "show", "s1", *archive],
+            "sessions (table)": [str(exe), "sessions", *archive],
             "sessions --format json": [str(exe), "sessions", *archive, "--format", "json"],
+            "segments --format csv": [str(exe), "segments", *archive, "--format", "csv"],
+            "exports --format json": [str(exe), "exports", *archive, "--format", "json"],
+            "export (missing session)": [str(exe), "export", "s1", *archive],
+            "sync (empty to empty)": [str(exe), "sync", str(work / "archive"), str(work / "copy")],
             "sync --dry-run": [
                 str(exe),
                 "sync",
@@ -91,6 +133,11 @@ def main() -> None:
             ],
             "serve (refuses: no key)": [str(exe), "serve", *archive, *state],
         }
+        if args.profile:
+            for name, argv in cases.items():
+                if argv[0] == str(exe):
+                    print(f"{name}: {_import_profile(argv, work)}")
+            return
         walls: dict[str, list[float]] = {name: [] for name in cases}
         cpus: dict[str, list[float]] = {name: [] for name in cases}
         for argv in cases.values():  # warm the page cache and .pyc files once
@@ -102,17 +149,19 @@ def main() -> None:
                 cpus[name].append(cpu)
 
     base = statistics.median(walls["python -c pass"])
-    print(f"{'case':32} {'median s':>9} {'cpu s':>7} {'x python':>9}  target")
+    click_base = statistics.median(walls["python -c 'import click'"])
+    print(f"{'case':32} {'median s':>9} {'cpu s':>7} {'x python':>9} {'x click':>8}  target")
     for name in cases:
         wall = statistics.median(walls[name])
         cpu = statistics.median(cpus[name])
-        if name == "python -c pass":
+        if name.startswith("python"):
             target = ""
         elif name == "track-archive --help":
             target = f"< {TARGET_HELP} s: {'met' if wall < TARGET_HELP else 'MISSED'}"
         else:
             target = f"< {TARGET_FIRST_LINE} s: {'met' if wall < TARGET_FIRST_LINE else 'MISSED'}"
-        print(f"{name:32} {wall:9.3f} {cpu:7.3f} {wall / base:9.1f}  {target}")
+        ratios = f"{wall / base:9.1f} {wall / click_base:8.1f}"
+        print(f"{name:32} {wall:9.3f} {cpu:7.3f} {ratios}  {target}")
     print(f"(median of {args.runs} alternating runs; time to the first output line)")
 
 

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from storage_backends import Backend, BackendConfigError, open_backend
 
-from .config import Config
 from .errors import ConfigError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the config is parsed by the caller; its types are all this module needs
     from .archive import Archiver, Outcome, RetryPolicy, RunSummary
+    from .config import Config
     from .download import Downloader, DownloadPolicy
     from .journal import SQLiteJournal
     from .live.reconcile import ReconcileSummary

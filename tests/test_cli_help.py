@@ -111,6 +111,25 @@ def test_the_command_line_loads_no_command_dependencies_until_a_command_runs():
     assert loaded == []
 
 
+#: Commands whose own module needs no model at import: their --help loads neither pydantic
+#: nor the configuration (read when the command runs).
+HELP_WITHOUT_CONFIG = ("archive", "demo", "export", "manifest show", "serve", "worker")
+
+
+@pytest.mark.parametrize("name", HELP_WITHOUT_CONFIG)
+def test_a_commands_help_loads_no_configuration_or_pydantic(name):
+    probe = (
+        "import sys; from click.testing import CliRunner; import pipeline.cli as cli; "
+        f"result = CliRunner().invoke(cli.main, {[*name.split(), '--help']!r}); "
+        "print(result.exit_code, ' '.join(m for m in ('pydantic', 'pipeline.config') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["0"], out
+
+
 #: What no command that only reads the archive (or refuses its configuration) should load.
 DOWNLOAD_AND_WEB = ("av", "httpx", "boto3", "google.cloud.storage", "uvicorn", "starlette")
 #: The config file's ``download`` section is the download policy: these light modules are config.

@@ -7,17 +7,19 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from storage_backends import BackendConfigError, StorageError
 
-from ..config import Config, load_config
 from ..errors import ConfigError, TrackArchiveError
 
 # Commands open what the library opens; re-exported here for them.
 from ..run import open_configured_backend as open_configured_backend
+
+if TYPE_CHECKING:  # pydantic and the config's models load when a command reads its config,
+    from ..config import Config  # so that every command's --help starts without them
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,6 +133,8 @@ def token_option(func: F) -> F:
 
 def load(config_path: Path | None, **overrides: Any) -> Config:
     """Load the config once and apply command-line overrides (exit 2 when invalid)."""
+    from ..config import load_config
+
     try:
         return load_config(config_path, **overrides)
     except ConfigError as exc:
