@@ -104,11 +104,18 @@ class _Receiver(asyncio.Protocol):
 
 
 class _LeanStream(httpcore.AsyncNetworkStream):
-    """One connection as httpcore sees it, over a ``_Receiver``."""
+    """One connection as httpcore sees it, over a ``_Receiver``.
 
-    def __init__(self, transport: asyncio.Transport, protocol: _Receiver) -> None:
+    ``raw`` is the TCP transport under ``transport`` (the same one without TLS):
+    the stream closes it itself, see ``aclose``.
+    """
+
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _Receiver, raw: asyncio.Transport
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._raw = raw
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         # Whatever the socket brought, up to asyncio's 256 KiB per recv, not httpcore's 64.
@@ -123,7 +130,17 @@ class _LeanStream(httpcore.AsyncNetworkStream):
         self._transport.write(buffer)
 
     async def aclose(self) -> None:
+        # Closing a TLS transport only starts the TLS close: its socket stays open until
+        # the peer answers it (or 30 s pass), and if the event loop ends first it is never
+        # closed. So the TLS close is sent and the socket closed at once, as anyio does;
+        # the bodies are framed by their length and checked, so nothing rides on the
+        # peer's answer.
         self._transport.close()
+        self._raw.close()
+        try:
+            await asyncio.sleep(0)  # the transport closes its socket on the loop's next turn
+        finally:
+            self._raw.abort()  # nothing left unsent holds it open
 
     async def start_tls(
         self,
@@ -137,14 +154,19 @@ class _LeanStream(httpcore.AsyncNetworkStream):
                 transport = await loop.start_tls(
                     self._transport, self._protocol, ssl_context, server_hostname=server_hostname
                 )
-        except TimeoutError:
-            self._transport.close()
-            raise httpcore.ConnectTimeout(f"TLS handshake not done within {timeout} s") from None
-        except (OSError, ssl.SSLError) as exc:
-            self._transport.close()
-            raise httpcore.ConnectError(str(exc)) from exc
+        except BaseException as exc:
+            # httpcore drops the plain stream when TLS fails (or is cancelled): its
+            # socket is closed here or by nobody.
+            self._raw.abort()
+            if isinstance(exc, TimeoutError):
+                raise httpcore.ConnectTimeout(
+                    f"TLS handshake not done within {timeout} s"
+                ) from None
+            if isinstance(exc, OSError | ssl.SSLError):
+                raise httpcore.ConnectError(str(exc)) from exc
+            raise
         self._protocol.transport = cast(asyncio.Transport, transport)
-        return _LeanStream(self._protocol.transport, self._protocol)
+        return _LeanStream(self._protocol.transport, self._protocol, self._raw)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
@@ -182,10 +204,14 @@ class _LeanBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"not connected within {timeout} s") from None
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        sock = transport.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return _LeanStream(transport, protocol)
+        try:
+            sock = transport.get_extra_info("socket")
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+        except OSError as exc:
+            transport.abort()
+            raise httpcore.ConnectError(str(exc)) from exc
+        return _LeanStream(transport, protocol, transport)
 
     async def connect_unix_socket(
         self,

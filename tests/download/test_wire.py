@@ -3,16 +3,22 @@
 A real origin on loopback (wrapped in TLS with a certificate made for the
 test) serves bodies larger than the stream's receive limit to a reader slower
 than the network, so the stream has to stop reading from the socket and start
-again many times; every byte must still arrive once, in order.
+again many times; every byte must still arrive once, in order. A second TLS
+origin never answers the client's close, and the client's sockets must be
+closed all the same once the client is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import hashlib
 import ipaddress
+import socket
 import ssl
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +127,70 @@ def test_a_server_that_stops_sending_is_a_read_timeout() -> None:
             asyncio.run(fetch())
     finally:
         origin.stop()
+
+
+class _SilentTlsOrigin:
+    """A TLS origin that answers one request with ``sent`` bytes of ``BODY``, then holds on.
+
+    It never closes the connection nor answers the client's TLS close (as a busy
+    or careless peer may), so only the client can close its socket.
+    """
+
+    def __init__(self, directory: Path, sent: int) -> None:
+        cert, key = _certificate(directory)
+        self.tls = ssl.create_default_context(cafile=str(cert))
+        self._server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._server_side.load_cert_chain(cert, key)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self._listener.getsockname()[1]}/body.bin"
+        self._sent = sent
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._serve)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        raw, _ = self._listener.accept()
+        with self._server_side.wrap_socket(raw, server_side=True) as conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY))
+            conn.sendall(BODY[: self._sent])
+            self._done.wait(30)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=35)
+        self._listener.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("sent", [len(BODY), 1000], ids=["whole-body", "abandoned-body"])
+def test_a_closed_client_leaves_no_socket_open_when_the_origin_never_answers_the_close(
+    sent: int, loop: str, tmp_path: Path
+) -> None:
+    origin = _SilentTlsOrigin(tmp_path, sent)
+
+    async def fetch() -> None:
+        transport = wide_read_transport(httpx.Limits(max_connections=1), tls=origin.tls)
+        async with (
+            httpx.AsyncClient(transport=transport, timeout=5) as client,
+            client.stream("GET", origin.url) as response,
+        ):
+            # A whole body leaves the connection pooled; a partly read one (as when
+            # a check fails mid-download) is closed with the response.
+            async for _ in response.aiter_raw():
+                if sent < len(BODY):
+                    break
+
+    # No collection midway: a socket left open must still be open when it is looked for.
+    gc.disable()
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            _run(fetch(), loop)
+            gc.collect()
+    finally:
+        gc.enable()
+        origin.stop()
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
