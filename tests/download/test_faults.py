@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from pathlib import Path
 
@@ -100,7 +101,8 @@ async def test_404_beyond_the_grace_period_fails(origin: Origin, tmp_path: Path)
     started = time.monotonic()
     result = await fetch(origin, "missing.webm", tmp_path / "m.webm", not_found_grace=0.5)
     assert not result.ok
-    assert "HTTP 404 for 0.5 s" in (result.reason or "")
+    # The time named is measured, so on a busy machine it can be past the grace.
+    assert re.search(r"HTTP 404 for \d+\.\d s \(not_found_grace 0\.5 s\)", result.reason or "")
     assert time.monotonic() - started >= 0.5  # it kept asking for the whole grace period
     assert origin.hits("missing.webm") >= 2
 
