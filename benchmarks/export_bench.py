@@ -61,16 +61,18 @@ on this participant):
   15-25%, the audio decoding thread's too, whose work did not change (two AAC
   encoders on two bare threads cost no more than one): the GIL hand-offs of
   twice as many threads. It measured 0.55 of ffmpeg's speed where the code as
-  it stands measured 0.82 (10 minutes, runs at load 3.5 to 9). The audio chain in a forked
-  child process that pipes encoded packets back: the same total CPU, wall
-  within the noise at load 12-13 (medians 24.0 s against 25.4 s); it would
-  also need the backend opened anew in the child (a forked S3 or GCS client
-  shares its sockets), and it is still to be measured on an idle machine,
-  where it should gain most. Decoding the audio on the encoding thread (one thread fewer)
-  and a GIL switch interval of 0.5 or 50 ms: no change beyond the noise.
+  it stands measured 0.82 (10 minutes, runs at load 3.5 to 9).
+* The audio chain in a forked child process that pipes encoded packets back: the same total CPU, and wall
+  within the noise both at load 12-13 (medians 24.0 s against 25.4 s) and at
+  load 1-5 (11.7 s against 12.0 s, 10.4 s against 10.5 s); with no gain to
+  show, it is not worth opening the backend anew in a child (a forked S3 or
+  GCS client would share its sockets). Decoding the audio on the encoding
+  thread (one thread fewer) and a GIL switch interval of 0.5 or 50 ms: no
+  change beyond the noise.
 * The wall ratio follows the machine's load more than any of these, so every
   figure is printed with the load average before each run: normalize for 10
-  minutes measured 0.82 of ffmpeg's speed at load 3.5-4 and 1.29 at load
+  minutes measured 0.82, 0.87 and 1.01 of ffmpeg's speed in three runs at
+  load 3-4.5 (CPU 12.9-14.9 s against ffmpeg's 13.4-14.3 s) and 1.29 at load
   12-14 (there ffmpeg's one long main thread loses more to the other
   processes than our several threads do); 60 minutes measured 0.68 at load
   4-9 (our CPU 83.8 s, ffmpeg's 88.8 s) and 0.79 at load 7-14 (75.5 s against
