@@ -110,14 +110,16 @@ class S3Writes:
             )
 
     @staticmethod
-    def _file_request(put: FilePut) -> tuple[dict[str, str], dict[str, Any]]:
-        """The stored metadata of a file's upload and the request fields that carry it."""
-        meta = {**put.metadata, "sha256": put.sha256}
+    def _request(put: PutRequest, sha256: str) -> tuple[dict[str, str], dict[str, Any]]:
+        """An upload's stored metadata, and the request fields carrying it and its condition."""
+        meta = {**put.metadata, "sha256": sha256}
         extra: dict[str, Any] = {"Metadata": meta}
         if put.content_type:
             extra["ContentType"] = put.content_type
         if put.if_absent:
             extra["IfNoneMatch"] = "*"
+        if put.if_version is not None:
+            extra["IfMatch"] = put.if_version
         return meta, extra
 
     def put_file(self, path: Path, put: FilePut) -> ObjectStat:
@@ -125,7 +127,7 @@ class S3Writes:
         key, crc32c, sha256 = put.key, put.crc32c, put.sha256
         full = self._full(key)
         size = path.stat().st_size
-        meta, extra = self._file_request(put)
+        meta, extra = self._request(put, put.sha256)
         with open(path, "rb") as source:
             if size <= self._options.multipart_threshold:
                 response, sent = self._put_single(key, full, source, size, crc32c, extra)
@@ -149,7 +151,7 @@ class S3Writes:
         """Upload a sealed file on the checksums given; the service checks them, not we."""
         key = put.key
         full = self._full(key)
-        meta, extra = self._file_request(put)
+        meta, extra = self._request(put, put.sha256)
         with open(path, "rb") as source:
             if sealed.size <= self._options.multipart_threshold:
                 if put.md5 is not None:
@@ -336,23 +338,16 @@ class S3Writes:
         key, if_version = put.key, put.if_version
         full = self._full(key)
         crc32c, sha256 = hash_bytes(data)
-        meta = {**put.metadata, "sha256": sha256}
-        conditions: dict[str, str] = {}
-        if put.if_absent:
-            conditions["IfNoneMatch"] = "*"
-        if if_version is not None:
-            conditions["IfMatch"] = if_version
+        meta, extra = self._request(put, sha256)
         try:
             response = self._put_object(
                 key,
                 "put_bytes",
                 Key=full,
                 Body=data,
-                ContentType=put.content_type,
-                Metadata=meta,
                 ChecksumAlgorithm="CRC32C",
                 ChecksumCRC32C=crc32c,
-                **conditions,
+                **extra,
             )
         except ObjectNotFound as exc:
             if if_version is None:

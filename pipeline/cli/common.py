@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
@@ -146,6 +146,27 @@ def query_index_path(config: Config, url: str) -> Path:
     from ..query import index_path_for
 
     return index_path_for(config.state.journal.parent / "index", url)
+
+
+def print_query(
+    lister: Callable[..., Sequence[Any]],
+    table: Literal["sessions", "segments", "exports"],
+    fmt: str,
+    config_path: Path | None,
+    backend_url: str | None,
+    **filters: Any,
+) -> None:
+    """Ask an archive's manifests one question through its local query index; print the rows.
+
+    The listing commands differ only in ``lister``, its filters and the ``table`` drawn; a read-only
+    question never cleans the root's leftovers.
+    """
+    from ..query import render
+
+    config = load(config_path)
+    with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
+        rows = lister(backend, index_path=query_index_path(config, backend.url), **filters)
+    render(rows, fmt, sys.stdout, kind=table)  # type: ignore[arg-type]  # click.Choice narrows fmt
 
 
 def setup_logging(level: str, *, quiet: bool = False) -> None:

@@ -21,7 +21,7 @@ from .common import (
     config_option,
     load,
     open_configured_backend,
-    query_index_path,
+    print_query,
     setup_logging,
     translate_errors,
 )
@@ -144,17 +144,11 @@ def exports(
     config_path: Path | None,
 ) -> None:
     """One row per export listed in the archive's manifests."""
-    from ..query import list_exports, render
+    from ..query import list_exports
 
-    config = load(config_path)
-    with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
-        rows = list_exports(
-            backend,
-            session=session,
-            participant=participant,
-            index_path=query_index_path(config, backend.url),
-        )
-    render(rows, fmt, sys.stdout, kind="exports")  # type: ignore[arg-type]  # click.Choice narrows fmt
+    print_query(
+        list_exports, "exports", fmt, config_path, backend_url, session=session, participant=participant
+    )
 
 
 commands = [export, exports]

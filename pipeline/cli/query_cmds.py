@@ -5,22 +5,14 @@ They read the local query index only; nothing of the sync or download machinery 
 
 from __future__ import annotations
 
-import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..query import FORMATS, list_segments, list_sessions, render
-from .common import (
-    backend_option,
-    config_option,
-    load,
-    open_configured_backend,
-    query_index_path,
-    translate_errors,
-)
+from ..query import FORMATS, list_segments, list_sessions
+from .common import backend_option, config_option, print_query, translate_errors
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -73,12 +65,7 @@ def sessions(
     config_path: Path | None,
 ) -> None:
     """One row per session: participants, segment counts, bytes, total duration, failures."""
-    config = load(config_path)
-    with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
-        rows = list_sessions(
-            backend, since=since, until=until, index_path=query_index_path(config, backend.url)
-        )
-    render(rows, fmt, sys.stdout, kind="sessions")  # type: ignore[arg-type]  # click.Choice narrows fmt
+    print_query(list_sessions, "sessions", fmt, config_path, backend_url, since=since, until=until)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -103,16 +90,16 @@ def segments(
     config_path: Path | None,
 ) -> None:
     """One row per archived segment, in recording order."""
-    config = load(config_path)
-    with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
-        rows = list_segments(
-            backend,
-            session=session,
-            participant=participant,
-            kind=kind,
-            index_path=query_index_path(config, backend.url),
-        )
-    render(rows, fmt, sys.stdout, kind="segments")  # type: ignore[arg-type]  # click.Choice narrows fmt
+    print_query(
+        list_segments,
+        "segments",
+        fmt,
+        config_path,
+        backend_url,
+        session=session,
+        participant=participant,
+        kind=kind,
+    )
 
 
 commands = [sessions, segments]
