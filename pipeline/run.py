@@ -28,7 +28,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:  # the config is parsed by the caller; its types are all this module needs
     from .archive import Archiver, Outcome, RetryPolicy, RunSummary
     from .config import Config
-    from .download import Downloader, DownloadPolicy
+    from .download import DownloaderOnDemand, DownloadPolicy
     from .journal import SQLiteJournal
     from .live.reconcile import ReconcileSummary
     from .live.recording_api import RecordingApi
@@ -88,7 +88,7 @@ class ArchiveRun:
     config: Config
     backend: Backend
     journal: SQLiteJournal
-    downloader: Downloader
+    downloader: DownloaderOnDemand
     archiver: Archiver
 
 
@@ -107,9 +107,10 @@ async def open_run(
     replaces the one the config describes (a benchmark's or test's limits);
     ``retry`` bounds how often a failing segment is tried again (``serve``).
     """
-    # The archiver's dependencies (PyAV, httpx) load when a run starts, not with the CLI.
+    # The archiver loads when a run starts, not with the CLI; the download engine
+    # (httpx, PyAV) only when the first segment is fetched.
     from .archive import Archiver
-    from .download import Downloader
+    from .download import DownloaderOnDemand
     from .journal import SQLiteJournal
 
     owned = backend is None
@@ -117,7 +118,7 @@ async def open_run(
     try:
         journal = SQLiteJournal(config.state.journal)
         try:
-            async with Downloader(policy or config.download) as downloader:
+            async with DownloaderOnDemand(policy or config.download) as downloader:
                 archiver = Archiver(
                     backend=backend,
                     journal=journal,

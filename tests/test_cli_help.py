@@ -162,6 +162,23 @@ def test_commands_that_download_nothing_load_no_downloader_or_web_stack(tmp_path
     assert out == [str(exit_code)], out
 
 
+def test_an_archive_run_with_nothing_to_fetch_loads_no_download_engine(tmp_path):
+    """The engine (httpx, PyAV) loads with the first download: an empty batch starts at once."""
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "webhooks.jsonl").write_text("", encoding="utf-8")
+    args = ["archive", "webhooks.jsonl", "--backend", "archive", "--state", "j.sqlite3", "--json"]
+    probe = (
+        "import sys; from click.testing import CliRunner; import pipeline.cli as cli; "
+        f"result = CliRunner().invoke(cli.main, {args!r}); "
+        "print(result.exit_code, ' '.join(m for m in sys.modules "
+        f"if m in {DOWNLOAD_AND_WEB!r} or m == 'pipeline.download.engine'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.split()
+    assert out == ["0"], out
+
+
 #: Commands that answer from the query index or one manifest, and what each must leave alone:
 #: the sync engine, rich (nothing to draw in JSON, CSV or an error line), the YAML parser (no
 #: config file here), and the validators

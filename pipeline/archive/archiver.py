@@ -14,12 +14,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage_backends import Backend, StorageError
 from storage_backends.sealed import reseal_if_same
 
-from ..download import Downloader, DownloadResult
+from ..download import DownloadResult
 from ..errors import InputError
 from ..events import OtherEvent, TrackEvent, canonical_event, parse_event
 from ..journal import (
@@ -39,6 +39,9 @@ from .quarantine import Quarantine
 from .segments import manifest_segment, plan_segments
 from .store import holds_exactly, store_verified
 from .summary import Outcome, RunSummary, summarise
+
+if TYPE_CHECKING:
+    from ..download import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ class Archiver:
         *,
         backend: Backend,
         journal: Journal,
-        downloader: Downloader,
+        downloader: Fetcher,
         staging: Path,
         quarantine_dir: Path,
         quarantine_max_bytes: int | None = None,

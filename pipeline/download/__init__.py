@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pipeline.download.engine import Downloader
     from pipeline.download.errors import DownloadError, UrlRefused
+    from pipeline.download.on_demand import DownloaderOnDemand, Fetcher
     from pipeline.download.policy import DownloadPolicy
     from pipeline.download.result import DownloadResult
     from pipeline.download.safety import check_url
@@ -29,6 +30,8 @@ _HOMES = {
     "DownloadPolicy": "pipeline.download.policy",
     "DownloadResult": "pipeline.download.result",
     "Downloader": "pipeline.download.engine",
+    "DownloaderOnDemand": "pipeline.download.on_demand",
+    "Fetcher": "pipeline.download.on_demand",
     "StreamSummary": "pipeline.segment",
     "UrlRefused": "pipeline.download.errors",
     "check_url": "pipeline.download.safety",
@@ -39,6 +42,8 @@ __all__ = [
     "DownloadPolicy",
     "DownloadResult",
     "Downloader",
+    "DownloaderOnDemand",
+    "Fetcher",
     "StreamSummary",
     "UrlRefused",
     "check_url",
