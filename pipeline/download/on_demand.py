@@ -9,6 +9,7 @@ run with nothing to fetch, or a progress bar waiting to be shown, should not pay
 from __future__ import annotations
 
 import asyncio
+import importlib
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
@@ -87,7 +88,9 @@ class DownloaderOnDemand:
             if self._closed:
                 raise RuntimeError("the downloader was already closed")
             if self._engine is None:
-                from pipeline.download.engine import Downloader
-
-                self._engine = await Downloader(self.policy).__aenter__()
+                # Loaded on a thread: a receiver's event loop keeps answering meanwhile.
+                engine = await asyncio.to_thread(
+                    importlib.import_module, "pipeline.download.engine"
+                )
+                self._engine = await engine.Downloader(self.policy).__aenter__()
             return self._engine
