@@ -116,7 +116,10 @@ def _check_sessions(
     type=click.IntRange(min=1),
     default=DEFAULT_CONCURRENCY,
     show_default=True,
-    help="Copies in flight at once (between two local roots, at most one per CPU).",
+    help=(
+        "Copies in flight at once (between two local roots, at most one per CPU; "
+        "with --broker, this sync's copies queued or running on the workers)."
+    ),
 )
 @broker_option
 @config_option
@@ -155,7 +158,8 @@ def sync(
     try:
         dest = open_configured_backend(config, dst_url)
         try:
-            report = run_sync(source, dest, options, bar, _copier(broker_url, config, source, dest))
+            copier = _copier(broker_url, config, source, dest, concurrency)
+            report = run_sync(source, dest, options, bar, copier)
         finally:
             if bar is not None:
                 bar.stop()
@@ -176,15 +180,16 @@ def sync(
 
 
 def _copier(
-    broker_url: str | None, config: Config, source: Backend, dest: Backend
+    broker_url: str | None, config: Config, source: Backend, dest: Backend, concurrency: int
 ) -> Copier | None:
-    """With --broker, the copies go to the workers; otherwise ``None`` (copied here)."""
+    """With --broker, the copies go to the workers, ``concurrency`` at a time; else ``None``."""
     if not broker_url:
         return None
     from ..queue.app import BrokerSettings, make_app
     from ..queue.copying import BrokerCopier
 
-    return BrokerCopier(make_app(BrokerSettings.from_config(config)), source, dest)
+    app = make_app(BrokerSettings.from_config(config))
+    return BrokerCopier(app, source, dest, in_flight=concurrency)
 
 
 def _staging(config: Config) -> Path | None:

@@ -10,11 +10,14 @@ never trusted to name a bucket.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from celery import Celery, Task
+from celery.result import AsyncResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from storage_backends import Backend
@@ -24,6 +27,9 @@ from .app import COPY_TASK, SEGMENT_QUEUE
 from .errors import MalformedMessage, QueueError
 
 log = logging.getLogger(__name__)
+
+#: How often the results of copies in flight are looked at (one read per copy in flight).
+RESULT_POLL = 0.1
 
 
 class RefusedRoot(QueueError):
@@ -128,26 +134,49 @@ def _item_from(step: Step, value: Any) -> SyncItem:
 
 
 class BrokerCopier:
-    """A ``sync`` copier sending each copy to the workers and waiting for its result."""
+    """A ``sync`` copier sending each copy to the workers and waiting for its result.
 
-    def __init__(self, app: Celery, source: Backend, dest: Backend) -> None:
-        self.app, self.source, self.dest = app, source, dest
+    At most ``in_flight`` of its copies are on the broker (queued or running) at
+    once; the next is sent when one is back. A large sync therefore never
+    floods the queue: other work (segment tasks, other syncs) keeps its place
+    in line and its share of the workers.
+    """
+
+    def __init__(self, app: Celery, source: Backend, dest: Backend, *, in_flight: int) -> None:
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, got {in_flight!r}")
+        self.app, self.source, self.dest, self.in_flight = app, source, dest, in_flight
 
     def __call__(self, steps: list[Step]) -> Iterator[tuple[Step, SyncItem]]:
-        sent = []
-        for step in steps:
-            job = CopyJob.for_step(
-                self.source.url, self.dest.url, step, replace=step.action is Action.REPLACE
-            )
-            result = self.app.send_task(
-                COPY_TASK, args=[job.model_dump()], queue=SEGMENT_QUEUE, ignore_result=False
-            )
-            sent.append((step, result))
-        for step, result in sent:
-            value = result.get(propagate=False)
+        waiting = deque(steps)
+        sent: list[tuple[Step, AsyncResult]] = []
+        while waiting or sent:
+            while waiting and len(sent) < self.in_flight:
+                step = waiting.popleft()
+                sent.append((step, self._send(step)))
+            done = [pair for pair in sent if pair[1].ready()]
+            if not done:
+                time.sleep(RESULT_POLL)
+                continue
+            for pair in done:
+                sent.remove(pair)
+                yield pair[0], self._outcome(*pair)
+
+    def _send(self, step: Step) -> AsyncResult:
+        job = CopyJob.for_step(
+            self.source.url, self.dest.url, step, replace=step.action is Action.REPLACE
+        )
+        return self.app.send_task(
+            COPY_TASK, args=[job.model_dump()], queue=SEGMENT_QUEUE, ignore_result=False
+        )
+
+    @staticmethod
+    def _outcome(step: Step, result: AsyncResult) -> SyncItem:
+        value = result.get(propagate=False)
+        try:
             if result.failed():
                 reason = f"{type(value).__name__}: {value}"
-                yield step, SyncItem(step.key, Outcome.FAILED, step.size, reason)
-            else:
-                yield step, _item_from(step, value)
+                return SyncItem(step.key, Outcome.FAILED, step.size, reason)
+            return _item_from(step, value)
+        finally:
             result.forget()

@@ -148,13 +148,17 @@ class Workers:
     rig: Rig
     running: list[Worker] = field(default_factory=list)
 
-    def start(self, name: str, *extra: str) -> Worker:
-        """Start ``track-archive worker`` as machine ``name``."""
+    def start(self, name: str, *extra: str, env: dict[str, str] | None = None) -> Worker:
+        """Start ``track-archive worker`` as machine ``name``.
+
+        With ``env`` (``Gate.env``), through ``tests.queue.gate``: the same command
+        with one root whose copies wait at the test's gate.
+        """
         log = self.rig.tmp / f"{name}.log"
         command = [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "tests.queue.gate" if env else "pipeline.cli",
             "worker",
             "--config",
             str(self.rig.config(name)),
@@ -166,7 +170,11 @@ class Workers:
         ]
         with log.open("ab") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=dict(os.environ)
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, **(env or {})},
             )
         worker = Worker(process, log)
         self.running.append(worker)

@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.fixtures.backends import StorageTarget
 from tests.queue.conftest import REPO, Rig, Workers, summary_of, wait_until
+from tests.queue.gate import Gate
 from tests.sync.builders import build_session
 
 LAYOUT = {("alice", "audio"): 2, ("bob", "video"): 1}
 SESSIONS = ("s-1", "s-2")
 
 
+def _sync_command(rig: Rig, src: str, dst: str, *extra: str) -> list[str]:
+    command = [sys.executable, "-m", "pipeline.cli", "sync", "--json", *extra]
+    return [*command, "--config", str(rig.config("cli")), "--broker", rig.broker.url, src, dst]
+
+
 def _sync(rig: Rig, src: str, dst: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "pipeline.cli", "sync", "--json"]
-    command += ["--config", str(rig.config("cli")), "--broker", rig.broker.url, src, dst]
+    command = _sync_command(rig, src, dst)
     return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
-def _local_archive(rig: Rig, make_storage_target: Callable[[str], StorageTarget]) -> StorageTarget:
+def start_sync(rig: Rig, src: str, dst: str, *extra: str) -> subprocess.Popen[str]:
+    """``track-archive sync --json --broker ...`` in the background."""
+    command = _sync_command(rig, src, dst, *extra)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
+    """Wait for a background command; kill it if the test fails first."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, out, err
+
+
+def local_archive(rig: Rig, make_storage_target: Callable[[str], StorageTarget]) -> StorageTarget:
     source = make_storage_target("local")
     with source.open() as backend:
         for n, session in enumerate(SESSIONS):
@@ -31,7 +57,7 @@ def _local_archive(rig: Rig, make_storage_target: Callable[[str], StorageTarget]
 def test_sync_through_workers_copies_each_object_once_and_manifests_last(
     rig: Rig, workers: Workers, make_storage_target: Callable[[str], StorageTarget]
 ) -> None:
-    source = _local_archive(rig, make_storage_target)
+    source = local_archive(rig, make_storage_target)
     roots = ("--allow-root", source.url, "--allow-root", rig.target.url)
     workers.start("worker-a", *roots)
     workers.start("worker-b", *roots)
@@ -65,7 +91,7 @@ def test_sync_through_workers_copies_each_object_once_and_manifests_last(
 def test_a_worker_refuses_a_root_it_is_not_configured_with(
     rig: Rig, workers: Workers, make_storage_target: Callable[[str], StorageTarget]
 ) -> None:
-    source = _local_archive(rig, make_storage_target)
+    source = local_archive(rig, make_storage_target)
     worker = workers.start("worker-a", "--allow-root", source.url)
 
     result = _sync(rig, source.url, rig.target.url)
@@ -79,3 +105,43 @@ def test_a_worker_refuses_a_root_it_is_not_configured_with(
     assert f"destination root {rig.target.url!r} is not an allowed sync root" in worker.text()
     with rig.open() as dst:
         assert list(dst.list()) == []
+
+
+def _at_least(names: list[str], count: int) -> list[str] | None:
+    return names if len(names) >= count else None
+
+
+def test_sync_keeps_at_most_concurrency_copies_on_the_workers_at_once(
+    rig: Rig,
+    workers: Workers,
+    make_storage_target: Callable[[str], StorageTarget],
+    tmp_path: Path,
+) -> None:
+    source = local_archive(rig, make_storage_target)
+    # Every copy waits at the gate (half read) until the test lets it go on, so what is in
+    # flight at one moment is counted by the workers themselves, whatever the timing.
+    gate = Gate(tmp_path / "gate")
+    roots = ("--allow-root", source.url, "--allow-root", rig.target.url)
+    for name in ("worker-a", "worker-b"):
+        # Eight task threads in all: without a bound every copy would be in flight at once.
+        workers.start(name, *roots, "--concurrency", "4", env=gate.env("read", source.url))
+    copies = len(SESSIONS) * sum(LAYOUT.values())
+    limit = 2
+    syncing = start_sync(rig, source.url, rig.target.url, "--concurrency", str(limit))
+    released = 0
+    try:
+        while released < copies:
+            want = min(limit, copies - released)
+            held = wait_until(lambda n=want: _at_least(gate.held(), n), 60, f"{want} held copies")
+            gate.release(held)
+            released += len(held)
+    finally:
+        gate.open()
+    code, out, err = finish(syncing)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["copied"], summary["failed"]) == (copies + len(SESSIONS), 0)
+    counts = gate.counts()
+    assert len(counts) == copies
+    # Never more than --concurrency in flight, and the bound is used: copies overlap.
+    assert max(counts) == limit, counts
