@@ -178,6 +178,25 @@ def copy_from_local(
     return Copied(stat, expected, server_side=False)
 
 
+def holds_recorded(dest: Backend, key: str, expected: Digest | None) -> Copied | None:
+    """``dest``'s object at ``key`` when it is provably the recorded content, else ``None``.
+
+    A create-only copy that finds its key taken may find its own earlier
+    attempt there: a worker that stored the object and died before its task
+    was acknowledged. The service's size and CRC32C must equal the record (a
+    SHA-256 in its metadata too, when it has one), as for a server-side copy.
+    """
+    if expected is None or not expected.crc32c:
+        return None
+    stat = dest.stat(key)
+    if stat is None:
+        return None
+    got = digest_of(stat)
+    if disproof(expected, got, checksums=("CRC32C",)) is not None:
+        return None
+    return Copied(stat, got, server_side=False)
+
+
 def copy_object(
     source: Backend,
     dest: Backend,

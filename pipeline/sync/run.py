@@ -25,7 +25,7 @@ from storage_backends.base import Backend, ObjectStat
 from storage_backends.errors import ObjectNotFound, PreconditionFailed, StorageError
 
 from ..errors import ConfigError, TrackArchiveError
-from .copy import copy_object
+from .copy import copy_object, holds_recorded
 from .digest import Digest
 from .manifests import Relation, listed_keys, relation, write_manifest
 from .plan import Action, Listing, Plan, Step, build_plan, read_small, session_of
@@ -180,9 +180,17 @@ def copy_one(
             temp_dir=temp_dir,
         )
     except PreconditionFailed:
-        return SyncItem(
-            key, Outcome.CONFLICT, size, "an object appeared at the destination meanwhile"
-        )
+        try:
+            found = holds_recorded(dest, key, expected)
+        except _EXPECTED_ERRORS as exc:
+            return SyncItem(key, Outcome.FAILED, size, f"{type(exc).__name__}: {exc}")
+        if found is None:
+            return SyncItem(
+                key, Outcome.CONFLICT, size, "an object appeared at the destination meanwhile"
+            )
+        # An earlier attempt of this copy (a redelivered task) or another run stored it.
+        already = "already at the destination with the recorded content"
+        return SyncItem(key, Outcome.COPIED, found.digest.size, already)
     except _EXPECTED_ERRORS as exc:
         return SyncItem(key, Outcome.FAILED, size, f"{type(exc).__name__}: {exc}")
     reason = "replaced" if replace else None

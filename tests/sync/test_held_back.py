@@ -128,3 +128,29 @@ def test_an_object_appearing_at_the_destination_meanwhile_is_never_overwritten(
     assert outcomes[VICTIM].outcome is Outcome.CONFLICT
     assert dest.get_bytes(VICTIM)[0] == b"written meanwhile" * 40
     assert outcomes[MANIFEST].outcome is Outcome.FAILED and dest.stat(MANIFEST) is None
+
+
+class _SameBytesArriveFirst(ProxyBackend):
+    """The victim's own bytes land just before the sync's write (a redelivered copy task)."""
+
+    def put_file(self, key: str, path: Path, **kwargs: Any) -> ObjectStat:  # type: ignore[override]
+        if key == VICTIM and self.inner.stat(key) is None:
+            self.inner.put_file(key, path, crc32c=kwargs["crc32c"], sha256=kwargs["sha256"])
+        return super().put_file(key, path, **kwargs)
+
+
+@pytest.mark.parametrize("dst_kind", ["local", "s3"])
+def test_an_object_already_holding_the_recorded_content_counts_as_copied(
+    dst_kind: str, backend_factory: Callable[..., Backend], tmp_path: Path
+) -> None:
+    # A worker killed after its write and before acknowledging leaves exactly this behind.
+    source, dest = backend_factory("local"), backend_factory(dst_kind)
+    keys = build_session(source, tmp_path, "s-1", LAYOUT)
+
+    report = sync(source, _SameBytesArriveFirst(dest))
+    outcomes = {i.key: i for i in report.items}
+    assert outcomes[VICTIM].outcome is Outcome.COPIED
+    assert outcomes[VICTIM].reason == "already at the destination with the recorded content"
+    assert report.ok
+    assert outcomes[MANIFEST].outcome is Outcome.COPIED
+    assert all(dest.get_bytes(k)[0] == source.get_bytes(k)[0] for k in [*keys, MANIFEST])
