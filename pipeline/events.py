@@ -127,13 +127,17 @@ def event_id(payload: Any) -> str:
     return canonical_event(payload)[0]
 
 
+#: The encoder ``json.dumps`` would build for these options on every call, built once.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_event(payload: Any) -> tuple[str, str]:
     """The delivery's id and its canonical JSON, from one serialization.
 
     The journal stores the same text the id is the hash of, so a delivery is
     serialized once on its way in.
     """
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(payload)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest(), canonical
 
 

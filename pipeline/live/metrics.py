@@ -33,10 +33,17 @@ class LabelledCounter:
 
     def __init__(self, counter: Counter) -> None:
         self._counter = counter
+        # Each delivery counts once: the series of a label value is looked up in this
+        # dict, not through prometheus_client's label checks and lock every time.
+        self._series: dict[str, Counter] = {}
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         """Add ``amount`` (never negative) to the labelled series; 0 makes the series appear."""
-        self._counter.labels(**labels).inc(amount)
+        (value,) = labels.values()
+        series = self._series.get(value)
+        if series is None:
+            series = self._series[value] = self._counter.labels(**labels)
+        series.inc(amount)
 
 
 class CallbackCounter(Collector):

@@ -74,6 +74,9 @@ class SignatureVerifier:
     def __init__(self, key: rsa.RSAPublicKey, *, allow_compact: bool = True) -> None:
         self.key = key
         self.allow_compact = allow_compact
+        # The scheme's objects are immutable: built once, not for every delivery.
+        self._padding = padding.PKCS1v15()
+        self._hash = hashes.SHA256()
 
     @classmethod
     def from_file(cls, path: Path) -> SignatureVerifier:
@@ -82,7 +85,7 @@ class SignatureVerifier:
 
     def _valid(self, signature: bytes, message: bytes) -> bool:
         try:
-            self.key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+            self.key.verify(signature, message, self._padding, self._hash)
         except InvalidSignature:
             return False
         return True
