@@ -10,6 +10,7 @@ manifests fold stages by the same order. A track that has not reached
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -86,7 +87,9 @@ class StuckWatch:
     """Tracks not yet finished, kept in memory so the workers can warn about stuck ones.
 
     Each stuck track is reported once; it is forgotten when it reaches a
-    terminal stage.
+    terminal stage. Open tracks wait in a heap ordered by when they were first
+    seen, so a check visits only the tracks that became stuck since the last
+    one, not every open track: a busy receiver's loop never stalls on it.
     """
 
     def __init__(self, after: timedelta) -> None:
@@ -95,7 +98,15 @@ class StuckWatch:
         self._reported: set[TrackKey] = set()
         # Finished tracks are remembered so a late, reordered "-started" cannot reopen them.
         self._finished: set[TrackKey] = set()
+        # (first seen, arrival number, key) of open tracks; an entry whose time is no longer
+        # its track's first sighting (an earlier one came in) is skipped when it comes up.
+        self._due: list[tuple[datetime, int, TrackKey]] = []
+        self._arrivals = 0
         self._lock = threading.Lock()
+
+    def _schedule(self, key: TrackKey, first_seen: datetime) -> None:
+        self._arrivals += 1
+        heapq.heappush(self._due, (first_seen, self._arrivals, key))
 
     def seed(self, events: Iterable[EventRecord]) -> None:
         """Start from what the journal already holds (after a restart)."""
@@ -105,6 +116,7 @@ class StuckWatch:
                     self._finished.add(key)
                 else:
                     self._open[key] = track
+                    self._schedule(key, track.first_seen)
 
     def observe(self, key: TrackKey, stage: Lifecycle, at: datetime | None = None) -> None:
         """One accepted delivery."""
@@ -116,22 +128,31 @@ class StuckWatch:
             if track is None:
                 track = TrackLifecycle(stage, at, at)
                 track.seen[stage.value] = 1
+                scheduled = None
             else:
+                scheduled = track.first_seen
                 track.observe(stage, at)
             if track.state in TERMINAL:
                 self._open.pop(key, None)
                 self._reported.discard(key)
                 self._finished.add(key)
-            else:
-                self._open[key] = track
+                return
+            self._open[key] = track
+            if track.first_seen != scheduled:
+                self._schedule(key, track.first_seen)
 
     def newly_stuck(self, now: datetime | None = None) -> list[tuple[TrackKey, TrackLifecycle]]:
         """Stuck tracks not reported before (each is returned once)."""
         now = now or datetime.now(UTC)
         found = []
         with self._lock:
-            for key, track in self._open.items():
-                if key not in self._reported and track.is_stuck(now, self.after):
+            due = self._due
+            while due and now - due[0][0] > self.after:
+                first_seen, _, key = heapq.heappop(due)
+                track = self._open.get(key)
+                if track is None or track.first_seen != first_seen or key in self._reported:
+                    continue  # finished, seen earlier than this entry says, or reported
+                if track.is_stuck(now, self.after):
                     self._reported.add(key)
                     found.append((key, track))
         return found
