@@ -173,7 +173,40 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
-def file_chunks(source: BinaryIO, size: int | None = None) -> Iterator[bytes]:
+class RawReader:
+    """A file read straight from its descriptor, unbuffered.
+
+    Chunks go from the kernel into the very ``bytes`` that are hashed. Unlike
+    ``open(path, "rb", buffering=0)`` it costs no ``fstat`` of its own (the
+    caller makes the one it needs).
+    """
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RawReader:
+        """Open ``path`` for reading (close-on-exec, as Python opens every file)."""
+        return cls(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+
+    def fileno(self) -> int:
+        """The descriptor read from."""
+        return self._fd
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; empty at the end of the file."""
+        return os.read(self._fd, size)
+
+    def close(self) -> None:
+        """Close the descriptor (once)."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+
+def file_chunks(source: BinaryIO | RawReader, size: int | None = None) -> Iterator[bytes]:
     """The file's bytes to its end; with ``size`` (from fstat) reads are sized to it.
 
     ``read(n)`` allocates ``n`` bytes before the kernel fills them, so a small

@@ -34,20 +34,24 @@ class KnownDirs:
         # Held only while making directories, which happens once per directory.
         self._making = threading.Lock()
 
-    def walk(self, parts: list[str]) -> tuple[bool, int | None]:
+    def walk(self, parts: list[str], *, last: bool = True) -> tuple[bool, int | None]:
         """Whether no existing component of a key is a link, and the ``lstat`` mode of its last.
 
         Keys have no ``.``/``..`` segments, so only a symlink could lead outside
         the root (or be swapped later). One ``lstat`` per component that exists,
         except directories already known; the root itself was resolved once
         when the backend was opened. The mode is ``None`` when nothing is there.
+        With ``last=False`` only the directories are walked (the mode is then
+        that of the deepest one checked, or ``None``).
         """
         current = str(self._root)
-        last = len(parts) - 1
+        if not last:
+            parts = parts[:-1]
+        final = len(parts) - 1 if last else len(parts)
         mode = None
         for index, part in enumerate(parts):
             current = os.path.join(current, part)
-            if index < last and current in self._seen:
+            if index < final and current in self._seen:
                 continue
             try:
                 mode = os.lstat(current).st_mode

@@ -12,11 +12,10 @@ entry are fsynced before the key is reported stored.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
-from storage_backends._local_meta import stat_of, write_attrs
+from storage_backends._local_meta import new_version, stat_of, write_attrs
 from storage_backends._streams import fsync_dir, make_dirs
 from storage_backends.base import ObjectStat
 from storage_backends.errors import IntegrityError, PreconditionFailed
@@ -54,7 +53,7 @@ def link_sealed(
             **attrs,
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
-            "version": uuid.uuid4().hex,
+            "version": new_version(),
         }
         has_attrs = write_attrs(fd, stored)
         if fsync:

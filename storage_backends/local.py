@@ -37,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from storage_backends._copy import Digests, advise_sequential
+from storage_backends._copy import COPY_CHUNK_SIZE, Digests, RawReader, advise_sequential
 from storage_backends._copy import file_chunks as _file_chunks
 from storage_backends._dirs import KnownDirs
 from storage_backends._local_link import link_sealed
@@ -112,6 +112,22 @@ class LocalBackend(Backend):
                 key=key,
             )
         return self._root.joinpath(*parts), mode
+
+    def _new_path(self, key: str) -> Path:
+        """The path of a key about to be created: only its directories are checked.
+
+        Whether something already holds the name is left to the create-only
+        link, which decides atomically anyway: an ``lstat`` of the name first
+        would only make the rare conflict cheaper for one call on every write.
+        """
+        parts = key.split("/")
+        if not self._dirs.walk(parts, last=False)[0]:
+            raise InvalidKey(
+                "key resolves through a symlink or outside the archive root",
+                backend=self.url,
+                key=key,
+            )
+        return self._root.joinpath(*parts)
 
     def _no_symlinks(self, parts: list[str]) -> bool:
         return self._dirs.walk(parts)[0]
@@ -205,19 +221,14 @@ class LocalBackend(Backend):
     def _put_file(self, path: Path, put: FilePut) -> ObjectStat:
         """Copy ``path`` to the key, recomputing both checksums on the way."""
         key = put.key
-        dest, there = self._resolve(key)
-        # Fail fast before copying; the link at commit time is what decides.
-        if put.if_absent and there is not None:
-            raise PreconditionFailed(
-                "create-only write: an object already exists", backend=self.url, key=key
-            )
+        dest = self._new_path(key) if put.if_absent else self._path(key)
         attrs = {"metadata": put.metadata, "content_type": put.content_type}
         # The caller's own file: its OSError is the caller's, not a storage error.
-        # Unbuffered: chunks go from the kernel straight into the bytes we hash.
-        source = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in the finally below
+        source = RawReader.open(path)
         try:
-            advise_sequential(source.fileno())
             size = os.fstat(source.fileno()).st_size
+            if size > COPY_CHUNK_SIZE:  # one read needs no readahead hint
+                advise_sequential(source.fileno())
             try:
                 temp, written, stat = self._write_temp(
                     key, dest, _file_chunks(source, size), attrs, size
