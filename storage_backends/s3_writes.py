@@ -17,6 +17,13 @@ is known) and nothing is hashed here. S3 takes one ``x-amz-checksum-*`` per
 request, so the SHA-256 rides as metadata; the seal, checked before and after
 the file is read, stands for the local hash.
 
+A file of up to ``IN_MEMORY_MAX`` bytes is read once into memory and hashed
+there before anything is sent: a file that does not match the caller's
+checksums is refused without a request, and botocore is handed the very
+``bytes`` that were hashed. Streamed through a file object instead, each body
+was read twice (botocore reads it once to sign the payload over plain HTTP,
+then again to send it) and hashed by us on both passes.
+
 A verified upload therefore costs one request up to the multipart threshold.
 Its ``ObjectStat`` is built from what the upload itself established; ``updated``
 is the service's ``Last-Modified`` when the answer carries one, else this
@@ -75,6 +82,17 @@ def _written_at(response: Mapping[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
+#: Files up to this size are uploaded from memory (see the module docstring):
+#: with a sync's eight workers, at most 64 MiB held at once.
+IN_MEMORY_MAX = 8 * 1024 * 1024
+
+
+def _read_whole(path: Path) -> bytes:
+    # Unbuffered: readall sizes its one read from fstat and reads to the real end.
+    with open(path, "rb", buffering=0) as source:
+        return source.read()
+
+
 class S3Writes:
     """The writing half of ``S3Backend``: verified uploads, conditional puts and deletes.
 
@@ -128,6 +146,8 @@ class S3Writes:
         full = self._full(key)
         size = path.stat().st_size
         meta, extra = self._request(put, put.sha256)
+        if size <= min(IN_MEMORY_MAX, self._options.multipart_threshold):
+            return self._put_from_memory(path, put, meta, extra)
         with open(path, "rb") as source:
             if size <= self._options.multipart_threshold:
                 response, sent = self._put_single(key, full, source, size, crc32c, extra)
@@ -146,6 +166,30 @@ class S3Writes:
                 key=key,
             )
         return self._confirm_stored(key, response, size, crc32c, meta)
+
+    def _put_from_memory(
+        self, path: Path, put: FilePut, meta: dict[str, str], extra: dict[str, Any]
+    ) -> ObjectStat:
+        """Read, hash and check a small file, then send those same bytes in one PutObject."""
+        data = _read_whole(path)
+        crc32c, sha256 = hash_bytes(data)
+        if (crc32c, sha256) != (put.crc32c, put.sha256):
+            raise IntegrityError(
+                f"file {path} ({len(data)} bytes) has CRC32C {crc32c} and SHA-256 {sha256}, "
+                f"caller gave {put.crc32c} and {put.sha256}; nothing uploaded",
+                backend=self._url,
+                key=put.key,
+            )
+        response = self._put_object(
+            put.key,
+            "put_file",
+            Key=self._full(put.key),
+            Body=data,
+            ChecksumAlgorithm="CRC32C",
+            ChecksumCRC32C=crc32c,
+            **extra,
+        )
+        return self._confirm_stored(put.key, response, len(data), crc32c, meta)
 
     def put_sealed(self, path: Path, sealed: FileSeal, put: FilePut) -> ObjectStat:
         """Upload a sealed file on the checksums given; the service checks them, not we."""

@@ -83,6 +83,51 @@ def test_single_part_put_is_one_verified_request(s3: S3Backend, tmp_path: Path) 
     assert head.updated is not None and abs((stored.updated - head.updated).total_seconds()) < 5
 
 
+def test_the_crc32c_the_service_checks_is_sent_with_the_bytes_hashed(
+    s3: S3Backend, tmp_path: Path
+) -> None:
+    # A small file goes up from memory: the request must still carry the
+    # CRC32C the service checks, and it must be the checksum of the body sent.
+    data = os.urandom(300_000)
+    path, crc, sha = _file(tmp_path, "seg", data)
+    sent: list[tuple[Any, bytes]] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        # botocore hands the body over as a file object: read it and rewind it for sending.
+        position = request.body.tell()
+        body = request.body.read()
+        request.body.seek(position)
+        sent.append((request.headers.get("x-amz-checksum-crc32c"), body))
+
+    s3.client.meta.events.register("before-send.s3.PutObject", capture)
+    s3.put_file("seg", path, crc32c=crc, sha256=sha)
+    header, body = sent[-1]
+    assert (header.decode() if isinstance(header, bytes) else header) == crc
+    assert hash_bytes(body) == (crc, sha)
+    head = s3.client.head_object(
+        Bucket=s3_target_bucket(s3), Key="archive/seg", ChecksumMode="ENABLED"
+    )
+    assert head["ChecksumCRC32C"] == crc and head["Metadata"]["sha256"] == sha
+
+
+@pytest.mark.parametrize("wrong", ["crc32c", "sha256"])
+def test_a_file_unlike_its_checksums_is_refused_before_any_request(
+    s3: S3Backend, tmp_path: Path, wrong: str
+) -> None:
+    path, crc, sha = _file(tmp_path, "seg", b"the bytes on disk")
+    first = s3.put_bytes("seg", b"kept")
+    other_crc, other_sha = hash_bytes(b"the bytes the caller hashed")
+    claimed = {"crc32c": crc, "sha256": sha} | {
+        wrong: other_crc if wrong == "crc32c" else other_sha
+    }
+    calls = _record_requests(s3)
+    with pytest.raises(IntegrityError, match="nothing uploaded"):
+        s3.put_file("seg", path, if_absent=False, **claimed)
+    assert calls == []  # not sent, so nothing to take back either
+    stat = s3.stat("seg")
+    assert stat is not None and stat.version == first.version
+
+
 def test_create_race_before_the_put_is_decided_by_the_server(s3: S3Backend, tmp_path: Path) -> None:
     # Another writer lands just before our PUT: the conditional PUT
     # (IfNoneMatch='*', which moto enforces) must lose and keep the rival's bytes.
