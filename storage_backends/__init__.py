@@ -11,7 +11,14 @@ The SDKs (boto3, google-cloud-storage) are imported only when their backend is
 opened; callers never import them or catch their exceptions.
 """
 
-from storage_backends.base import DEFAULT_MAX_SMALL_OBJECT, Backend, FilePut, ObjectStat, PutRequest
+from storage_backends.base import (
+    DEFAULT_MAX_SMALL_OBJECT,
+    Backend,
+    FilePut,
+    ObjectStat,
+    PutRequest,
+    roots_overlap,
+)
 from storage_backends.checksums import (
     Hasher,
     crc32c_b64,
@@ -64,6 +71,7 @@ __all__ = [
     "normalize_sha256",
     "open_backend",
     "register_backend",
+    "roots_overlap",
     "split_url",
     "validate_key",
     "validate_prefix",

@@ -93,6 +93,16 @@ class Backend(ABC):
         """The root as a URL, without credentials (used in every message)."""
 
     @property
+    def location(self) -> tuple[str, ...]:
+        """Where the root lives, as a path of names from its storage service down.
+
+        One root lies inside another when its location starts with the other's
+        (see :func:`roots_overlap`). Backends whose URL does not say which
+        service holds the root (an S3 endpoint) add it here.
+        """
+        return tuple(part for part in self.url.split("/") if part)
+
+    @property
     def max_key_bytes(self) -> int:
         """The longest key this root holds: 1024 bytes less any bucket prefix."""
         return MAX_KEY_BYTES
@@ -309,3 +319,9 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
+
+
+def roots_overlap(first: Backend, second: Backend) -> bool:
+    """Whether one root is the other or lies inside it (``file:///a`` and ``file:///a/b``)."""
+    a, b = first.location, second.location
+    return a[: len(b)] == b or b[: len(a)] == a

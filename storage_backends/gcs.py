@@ -82,6 +82,12 @@ class GCSBackend(Backend):
         return self._url
 
     @property
+    def location(self) -> tuple[str, ...]:
+        # An emulator's bucket is not the cloud's bucket of the same name.
+        endpoint = self._options.endpoint or "google"
+        return ("gs", endpoint, self._bucket.name, *filter(None, self._prefix.split("/")))
+
+    @property
     def client(self) -> storage.Client:
         """The underlying google-cloud-storage client (for diagnostics and tests)."""
         return self._client

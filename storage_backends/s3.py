@@ -99,6 +99,12 @@ class S3Backend(Backend):
         return self._url
 
     @property
+    def location(self) -> tuple[str, ...]:
+        # Buckets of one name on two endpoints (AWS and a MinIO) are different roots.
+        endpoint = self._options.endpoint_url or "aws"
+        return ("s3", endpoint, self._bucket, *filter(None, self._prefix.split("/")))
+
+    @property
     def client(self) -> Any:
         """The underlying boto3 client (for diagnostics and tests)."""
         return self._client

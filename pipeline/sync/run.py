@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage_backends.base import Backend, ObjectStat
+from storage_backends.base import Backend, ObjectStat, roots_overlap
 from storage_backends.errors import ObjectNotFound, PreconditionFailed, StorageError
 
 from ..errors import ConfigError, TrackArchiveError
@@ -320,10 +320,19 @@ def sync(
     ``copier`` performs the segment copies elsewhere (``sync --broker``: on the
     workers), yielding each step's outcome; manifests and deletions stay here.
 
-    Raises only for problems with the whole run (a listing that fails);
+    Raises only for problems with the whole run: roots that overlap
+    (``ConfigError``, before anything is copied), a listing that fails;
     per-object problems are reported in the returned ``SyncReport``.
     """
     options = options or SyncOptions()
+    if roots_overlap(source, dest):
+        # Copying a root into itself would copy the copy again on every run, and with
+        # --delete one side's listing would name the other's objects.
+        same = source.location == dest.location
+        raise ConfigError(
+            f"cannot sync {source.url} to {dest.url}: "
+            + ("they are the same archive root" if same else "one root lies inside the other")
+        )
     job = _Job(source.run_view(), dest.run_view(), options, progress or SyncProgress())
     try:
         plan = build_plan(
