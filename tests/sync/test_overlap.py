@@ -74,15 +74,16 @@ def test_roots_that_only_share_the_start_of_a_name_sync(tmp_path: Path) -> None:
     assert contents(dest) == contents(source)
 
 
-def test_s3_prefixes_overlap_only_within_one_bucket_on_one_endpoint(
-    make_storage_target: Callable[[str], StorageTarget], tmp_path: Path
+@pytest.mark.parametrize("kind", ["s3", "gcs"])
+def test_bucket_prefixes_overlap_only_within_one_bucket_on_one_endpoint(
+    make_storage_target: Callable[[str], StorageTarget], tmp_path: Path, kind: str
 ) -> None:
-    target = make_storage_target("s3")  # s3://<fresh bucket>/archive
-    source = target.open()
+    target = make_storage_target(kind)  # a fresh bucket (and prefix)
+    source = open_backend(f"{target.url}/main", target.options)
     build_session(source, tmp_path, "s-1", LAYOUT)
-    inside = open_backend(f"{target.url}/copy", target.options)
-    beside = open_backend(f"{target.url}-copy", target.options)
-    other_bucket = make_storage_target("s3").open()
+    inside = open_backend(f"{target.url}/main/copy", target.options)
+    beside = open_backend(f"{target.url}/main-copy", target.options)
+    other_bucket = make_storage_target(kind).open()
     try:
         with pytest.raises(ConfigError, match="one root lies inside the other"):
             sync(source, inside)
