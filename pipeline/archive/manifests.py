@@ -18,7 +18,7 @@ from storage_backends import Backend, StorageError
 
 from ..errors import TrackArchiveError, UnsafeIdentifier
 from ..events import TYPE_PREFIX
-from ..journal import Journal, SegmentState
+from ..journal import Journal
 from ..manifest import Failure, Manifest, ManifestUpdate, update_manifest
 from .segments import manifest_segment
 
@@ -32,11 +32,7 @@ def session_update(
     update = ManifestUpdate(session_id=session_id)
     segment_ids: list[str] = []
     event_ids: list[str] = []
-    for record in journal.segments(
-        session_id=session_id, states=(SegmentState.DONE, SegmentState.FAILED)
-    ):
-        if record.manifested:
-            continue
+    for record in journal.unmanifested_segments(session_id):
         segment_ids.append(record.segment_id)
         update.meeting_id = update.meeting_id or record.meeting_id
         stored = record.stored

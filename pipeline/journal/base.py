@@ -245,6 +245,14 @@ class Journal(ABC):
         """
         return [e for e in self.events(session_id=session_id) if e.processed and not e.manifested]
 
+    def unmanifested_segments(self, session_id: str) -> list[SegmentRecord]:
+        """A session's done and failed segments not yet merged into its manifest, in arrival order.
+
+        Journals should override this with a query, as :meth:`unmanifested_events`.
+        """
+        settled = (SegmentState.DONE, SegmentState.FAILED)
+        return [s for s in self.segments(session_id=session_id, states=settled) if not s.manifested]
+
     @abstractmethod
     def unmanifested_sessions(self) -> list[str]:
         """Sessions with outcomes or events not yet merged into their manifest."""

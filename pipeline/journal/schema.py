@@ -62,6 +62,16 @@ CREATE INDEX IF NOT EXISTS segments_session ON segments (session_id, arrival);
 CREATE INDEX IF NOT EXISTS segments_session_state ON segments (session_id, state, arrival);
 """
 
+# A manifest merge looks for what is not merged yet. These partial indexes hold only those
+# rows, so finding them costs the same however much merged history the journal keeps
+# (a full scan of it held the journal, and every delivery's commit, for longer and longer).
+# They change no table: a journal holding them still opens with an older track-archive.
+_MERGE_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_unmanifested ON events (session_id)
+    WHERE manifested = 0 AND processed = 1;
+CREATE INDEX IF NOT EXISTS segments_unmanifested ON segments (session_id) WHERE manifested = 0;
+"""
+
 # Each step takes a journal of version N - 1 to version N.
 _UPGRADES: dict[int, tuple[str, ...]] = {
     2: (
@@ -84,7 +94,7 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
     try:
         version = _version(db)
         if version is None:
-            for statement in filter(str.strip, (_TABLES + _INDEXES).split(";")):
+            for statement in filter(str.strip, (_TABLES + _INDEXES + _MERGE_INDEXES).split(";")):
                 db.execute(statement)
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif version > SCHEMA_VERSION:
@@ -99,6 +109,10 @@ def prepare(db: sqlite3.Connection, path: Path) -> None:
             for statement in filter(str.strip, _INDEXES.split(";")):
                 db.execute(statement)
             db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (str(SCHEMA_VERSION),))
+        if version is not None:
+            # A journal of this schema written before these indexes existed gets them now.
+            for statement in filter(str.strip, _MERGE_INDEXES.split(";")):
+                db.execute(statement)
     except BaseException:
         db.execute("ROLLBACK")
         raise

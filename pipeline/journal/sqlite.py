@@ -32,6 +32,23 @@ CLAIM_PENDING_IN_SESSION = (
     "SELECT * FROM segments WHERE session_id = :session AND state = 'pending'"
     " AND (not_before IS NULL OR not_before <= :now) ORDER BY arrival LIMIT 1"
 )
+# What a manifest merge has not taken yet, read through the partial indexes that hold only
+# those rows (named, so the planner never prefers an index over the whole history).
+UNMANIFESTED_SESSIONS = (
+    "SELECT session_id FROM segments INDEXED BY segments_unmanifested"
+    " WHERE manifested = 0 AND state IN (:done, :failed)"
+    " UNION SELECT session_id FROM events INDEXED BY events_unmanifested"
+    " WHERE manifested = 0 AND processed = 1 AND session_id IS NOT NULL ORDER BY 1"
+)
+UNMANIFESTED_EVENTS = (
+    "SELECT * FROM events INDEXED BY events_unmanifested"
+    " WHERE session_id = :session AND manifested = 0 AND processed = 1 ORDER BY seq"
+)
+UNMANIFESTED_SEGMENTS = (
+    "SELECT * FROM segments INDEXED BY segments_unmanifested"
+    " WHERE session_id = :session AND manifested = 0 AND state IN (:done, :failed) ORDER BY arrival"
+)
+_SETTLED = {"done": SegmentState.DONE.value, "failed": SegmentState.FAILED.value}
 # Active rows are the few segments being worked on: each is checked for a dead owner.
 CLAIM_ACTIVE = "SELECT * FROM segments WHERE state = 'active' ORDER BY arrival"
 CLAIM_ACTIVE_IN_SESSION = (
@@ -66,7 +83,7 @@ class SQLiteJournal(Journal):
 
     # -- helpers --------------------------------------------------------------
 
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _run(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         try:
             with self._lock:
                 self._db.row_factory = sqlite3.Row
@@ -173,11 +190,7 @@ class SQLiteJournal(Journal):
         return [event_of(r) for r in rows]
 
     def unmanifested_events(self, session_id: str) -> list[EventRecord]:
-        rows = self._run(
-            "SELECT * FROM events WHERE session_id = ? AND manifested = 0 AND processed = 1"
-            " ORDER BY seq",
-            (session_id,),
-        )
+        rows = self._run(UNMANIFESTED_EVENTS, {"session": session_id})
         return [event_of(r) for r in rows]
 
     # -- segments -------------------------------------------------------------
@@ -318,13 +331,11 @@ class SQLiteJournal(Journal):
     # -- manifests ------------------------------------------------------------
 
     def unmanifested_sessions(self) -> list[str]:
-        rows = self._run(
-            "SELECT session_id FROM segments WHERE manifested = 0 AND state IN (?, ?)"
-            " UNION SELECT session_id FROM events WHERE manifested = 0 AND processed = 1"
-            " AND session_id IS NOT NULL ORDER BY 1",
-            (SegmentState.DONE, SegmentState.FAILED),
-        )
-        return [r[0] for r in rows]
+        return [r[0] for r in self._run(UNMANIFESTED_SESSIONS, _SETTLED)]
+
+    def unmanifested_segments(self, session_id: str) -> list[SegmentRecord]:
+        rows = self._run(UNMANIFESTED_SEGMENTS, {"session": session_id, **_SETTLED})
+        return [segment_of(r) for r in rows]
 
     def mark_manifested(self, *, segment_ids: list[str], event_ids: list[str]) -> None:
         # Not synced: the manifest itself is already on disk, and a mark lost in a crash

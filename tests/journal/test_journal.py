@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import JournalError
-from pipeline.journal import NewSegment, SegmentState, SQLiteJournal
+from pipeline.journal import NewEvent, NewSegment, SegmentState, SQLiteJournal
 from pipeline.journal.sqlite import (
     CLAIM_ACTIVE,
     CLAIM_ACTIVE_IN_SESSION,
     CLAIM_PENDING,
     CLAIM_PENDING_IN_SESSION,
+    UNMANIFESTED_EVENTS,
+    UNMANIFESTED_SEGMENTS,
+    UNMANIFESTED_SESSIONS,
 )
 
 LEASE = 3600.0
@@ -150,7 +153,8 @@ def test_a_segment_held_by_a_process_that_died_is_resumed_at_once(tmp_path):
 
 
 def _plan(db: sqlite3.Connection, sql: str) -> str:
-    rows = db.execute(f"EXPLAIN QUERY PLAN {sql}", {"now": 0.0, "session": "s1"}).fetchall()
+    params = {"now": 0.0, "session": "s1", "done": "done", "failed": "failed"}
+    rows = db.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
     return " | ".join(row[-1] for row in rows)
 
 
@@ -168,6 +172,73 @@ def test_claim_reads_through_an_index_not_every_pending_row(tmp_path):
     journal = SQLiteJournal(path)
     assert journal.claim("w", lease_seconds=LEASE).segment_id == "seg000000"
     assert journal.claim("w", lease_seconds=LEASE, session_id="s7").segment_id == "seg000007"
+
+
+def delivery(event_id: str, session: str, participant: str, stage: str = "started") -> NewEvent:
+    return NewEvent(
+        event_id=event_id,
+        webhook_type=f"participant-track-recording-{stage}",
+        payload_json="{}",
+        source="t",
+        session_id=session,
+        participant_id=participant,
+        kind="audio",
+        segments=(),
+    )
+
+
+def test_finding_what_a_manifest_merge_lacks_reads_no_merged_history(tmp_path):
+    path = tmp_path / "merged.sqlite3"
+    journal = journal_with(path, [segment(n, session=f"s{n % 50}") for n in range(2_000)])
+    for _ in range(2_000):
+        claimed = journal.claim("w", lease_seconds=LEASE)
+        journal.finish(claimed.segment_id, "w", SegmentState.DONE, result={})
+    journal.record_events([delivery(f"ev{n}", f"s{n % 50}", f"p{n}") for n in range(2_000)])
+    journal.mark_manifested(
+        segment_ids=[s.segment_id for s in journal.segments()],
+        event_ids=[e.event_id for e in journal.events()],
+    )
+    # The merged history stays in the journal; one new outcome and one new delivery follow.
+    journal.add_segments("e1", [segment(9_999, session="s7")])
+    claimed = journal.claim("w", lease_seconds=LEASE)
+    journal.finish(claimed.segment_id, "w", SegmentState.FAILED, error="x")
+    journal.record_events([delivery("late", "s9", "p", stage="stopped")])
+    assert journal.unmanifested_sessions() == ["s7", "s9"]
+    assert [s.segment_id for s in journal.unmanifested_segments("s7")] == ["seg009999"]
+    assert [e.event_id for e in journal.unmanifested_events("s9")] == ["late"]
+    assert journal.unmanifested_events("s7") == []
+    journal.close()
+    db = sqlite3.connect(path)
+    db.execute("ANALYZE")  # as a long-lived journal's statistics would be
+    for sql, index in (
+        (UNMANIFESTED_SESSIONS, "events_unmanifested"),
+        (UNMANIFESTED_SESSIONS, "segments_unmanifested"),
+        (UNMANIFESTED_EVENTS, "events_unmanifested"),
+        (UNMANIFESTED_SEGMENTS, "segments_unmanifested"),
+    ):
+        plan = _plan(db, sql)
+        assert f"USING INDEX {index}" in plan, plan
+        # Only the partial indexes, which hold no merged row, are read.
+        assert "events_pending" not in plan and "segments_state" not in plan, plan
+        assert "events_session" not in plan and "segments_session" not in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    db.close()
+
+
+def test_a_journal_written_before_the_merge_indexes_gets_them_when_opened(tmp_path):
+    path = tmp_path / "older.sqlite3"
+    journal_with(path, [segment(1)]).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX events_unmanifested")
+    db.execute("DROP INDEX segments_unmanifested")
+    db.commit()
+    db.close()
+    journal = SQLiteJournal(path)
+    claimed = journal.claim("w", lease_seconds=LEASE)
+    journal.finish(claimed.segment_id, "w", SegmentState.DONE, result={})
+    assert journal.unmanifested_sessions() == ["s1"]
+    assert [s.segment_id for s in journal.unmanifested_segments("s1")] == ["seg000001"]
+    journal.close()
 
 
 # The tables as the first release of the journal wrote them.
