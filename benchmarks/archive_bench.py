@@ -21,15 +21,21 @@ announces no checksum). On each:
 
 Each timed run starts after ``os.sync()`` with its output removed; the order
 alternates round by round after one untimed warm-up of each; medians over the
-rounds are printed with the ratios. CPU is the user+system time of the process
-tree (ours: the one child, from ``wait4``; the reference: every process the script
-ran). ``--memory`` also reports the archive command's peak RSS for one 100 MiB and
-one 1 GiB segment.
+rounds are printed with the ratios. CPU is the user+system time of the whole
+process tree, for ours as for the reference: this process is made a child
+subreaper, so a process the run leaves behind (a pool's worker, a fork server)
+is re-parented here when its parent ends, and each run waits for and reaps every
+such descendant before reading ``RUSAGE_CHILDREN``. Without that, ``wait4`` on the
+command counts only the descendants the command itself reaped: a
+``forkserver``-started worker's CPU would be lost. ``--memory`` also reports the
+archive command's peak RSS for one 100 MiB and one 1 GiB segment.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import random
@@ -156,7 +162,7 @@ def fresh(path: Path) -> Path:
 
 
 def run_ours(work: Path, hooks: Path, base: str, concurrency: int, expect: int) -> Run:
-    """``track-archive archive`` in a child process; its own CPU and peak RSS from ``wait4``."""
+    """``track-archive archive`` in a child process; its tree's CPU, its peak RSS from ``wait4``."""
     archive, state = fresh(work / "archive"), fresh(work / "state")
     # All files come from one host: without this the per-host default (4) would halve
     # the concurrency the reference gets.
@@ -166,23 +172,60 @@ def run_ours(work: Path, hooks: Path, base: str, concurrency: int, expect: int) 
     command += ["--backend", str(archive), "--state", str(state / "journal.sqlite3")]
     command += ["--allow-origin", base, "--concurrency", str(concurrency), "--json"]
     os.sync()  # the previous run's write-back must not land on this one
-    started = time.perf_counter()
+    running = child_pids()
+    cpu, started = children_cpu(), time.perf_counter()
     # cwd: the work directory, so no config.yaml of the checkout is read.
     proc = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
+    reap_descendants(running)
     proc.returncode = os.waitstatus_to_exitcode(status)
     summary = json.loads(output)
     if proc.returncode != 0 or summary["archived"] != expect:
         sys.exit(f"track-archive failed (exit {proc.returncode}): {summary.get('failures')}")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+    return Run(wall, children_cpu() - cpu, usage.ru_maxrss)
 
 
 def children_cpu() -> float:
+    """User+system CPU of every descendant reaped so far (see ``become_subreaper``)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``) so their CPU is counted."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # 36: PR_SET_CHILD_SUBREAPER
+        sys.exit(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+
+
+def child_pids() -> set[int]:
+    """This process's children, live or zombie, from ``/proc`` (the parent pid in each stat)."""
+    me, found = os.getpid(), set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+            found.add(int(entry.name))
+    return found
+
+
+def reap_descendants(running: set[int], timeout: float = 30.0) -> None:
+    """Wait for and reap every child but ``running``: what the run left behind, adopted here."""
+    deadline = time.monotonic() + timeout
+    while left := child_pids() - running:
+        for pid in left:
+            with contextlib.suppress(ChildProcessError):  # reaped meanwhile
+                os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() > deadline:
+            sys.exit(f"processes still running {timeout:.0f} s after the run: {sorted(left)}")
+        time.sleep(0.02)
 
 
 def run_reference(work: Path, base: str, names: list[str], concurrency: int, md5: bool) -> Run:
@@ -194,6 +237,7 @@ def run_reference(work: Path, base: str, names: list[str], concurrency: int, md5
     per_file = f'f="{out}/$(basename "$0")" && curl -sf -o "$f" "$0" && {digests}'
     urls = "".join(f"{base}/{n}\n" for n in names)
     os.sync()
+    running = child_pids()
     cpu, started = children_cpu(), time.perf_counter()
     subprocess.run(
         f"xargs -P {concurrency} -n 1 sh -c '{per_file}' && sync",
@@ -201,7 +245,9 @@ def run_reference(work: Path, base: str, names: list[str], concurrency: int, md5
         shell=True,
         check=True,
     )
-    return Run(time.perf_counter() - started, children_cpu() - cpu)
+    wall = time.perf_counter() - started
+    reap_descendants(running)
+    return Run(wall, children_cpu() - cpu)
 
 
 def compare(label: str, runs: dict[str, Callable[[], Run]], gib: float, rounds: int) -> None:
@@ -261,6 +307,7 @@ def main() -> None:
     for tool in ("curl", "openssl"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed for the reference script")
+    become_subreaper()
 
     with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
         work = Path(tmp)
