@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -89,9 +88,13 @@ class Downloader:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         )
         self._slots = asyncio.Semaphore(policy.concurrency)
-        # Demuxing is CPU work that holds the GIL packet by packet: more at once than
-        # there are cores only makes the threads take it from one another.
-        self._verify_slots = asyncio.Semaphore(max(1, min(policy.concurrency, os.cpu_count() or 1)))
+        # One media check at a time. PyAV lets go of the GIL around every packet it
+        # reads (4-5 KiB of realistic VP8) and wants it back right after, so each packet
+        # is a hand-off with any thread that wants the GIL meanwhile: two checks at once
+        # hand it to each other as well as to the event loop, and measured more CPU and
+        # a longer run than one (benchmarks/archive_bench.py has the figures). One check
+        # still demuxes far faster than a segment downloads.
+        self._verify_slots = asyncio.Semaphore(1)
         return self
 
     async def __aexit__(
