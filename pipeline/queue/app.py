@@ -12,7 +12,8 @@ create-only write downstream):
   confirms (RabbitMQ ``confirm_publish``) make a publish return only once the
   broker has the message;
 * Redis ``visibility_timeout``: an unacknowledged task is redelivered after it,
-  so it must outlast the longest download (``download.deadline``).
+  so it must outlast the longest download (``download.deadline``); workers
+  look for such tasks every quarter of it (at most every 10 s).
 """
 
 from __future__ import annotations
@@ -80,7 +81,18 @@ def manifest_queue() -> Queue:
 
 def _transport_options(settings: BrokerSettings) -> dict[str, Any]:
     if settings.is_redis:
-        return {"visibility_timeout": settings.visibility_timeout}
+        # By default kombu looks for tasks past their timeout on every tenth sweep (one
+        # sweep per 10 s), under a lock that lasts 300 s when its holder is killed: a dead
+        # worker's task came back minutes late. Look on every sweep, sweep more often for
+        # short timeouts, and let a dead holder's lock lapse within a few sweeps (two
+        # sweeps at once are harmless: each task is put back in one transaction).
+        sweep = max(1, min(10, int(settings.visibility_timeout // 4)))
+        return {
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": sweep,
+            "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": max(5, 3 * sweep),
+        }
     return {"confirm_publish": True}
 
 
