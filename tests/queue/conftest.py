@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,24 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def running(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """A background command, killed at the end if the test did not wait for it."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 150) -> tuple[int, str, str]:
+    """Wait for a background command: its exit code, stdout and stderr."""
+    with running(process):
+        out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
 
 
 def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.fixtures.backends import StorageTarget
-from tests.queue.conftest import REPO, Rig, Workers, summary_of, wait_until
+from tests.queue.conftest import REPO, Rig, Workers, finish, running, summary_of, wait_until
 from tests.queue.gate import Gate
 from tests.sync.builders import build_session
 
@@ -33,17 +33,6 @@ def start_sync(rig: Rig, src: str, dst: str, *extra: str) -> subprocess.Popen[st
     return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
     )
-
-
-def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
-    """Wait for a background command; kill it if the test fails first."""
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    return process.returncode, out, err
 
 
 def local_archive(rig: Rig, make_storage_target: Callable[[str], StorageTarget]) -> StorageTarget:
@@ -127,17 +116,17 @@ def test_sync_keeps_at_most_concurrency_copies_on_the_workers_at_once(
         workers.start(name, *roots, "--concurrency", "4", env=gate.env("read", source.url))
     copies = len(SESSIONS) * sum(LAYOUT.values())
     limit = 2
-    syncing = start_sync(rig, source.url, rig.target.url, "--concurrency", str(limit))
     released = 0
-    try:
-        while released < copies:
-            want = min(limit, copies - released)
-            held = wait_until(lambda n=want: _at_least(gate.held(), n), 60, f"{want} held copies")
-            gate.release(held)
-            released += len(held)
-    finally:
-        gate.open()
-    code, out, err = finish(syncing)
+    with running(start_sync(rig, source.url, rig.target.url, "--concurrency", str(limit))) as sync:
+        try:
+            while released < copies:
+                want = min(limit, copies - released)
+                held = wait_until(lambda n=want: _at_least(gate.held(), n), 60, f"{want} held")
+                gate.release(held)
+                released += len(held)
+        finally:
+            gate.open()
+        code, out, err = finish(sync)
     assert code == 0, err
     summary = json.loads(out)
     assert (summary["copied"], summary["failed"]) == (copies + len(SESSIONS), 0)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.backends import StorageTarget
-from tests.queue.conftest import Rig, Workers, wait_until
+from tests.queue.conftest import Rig, Workers, finish, running, wait_until
 from tests.queue.gate import Gate
-from tests.queue.test_sync_broker import LAYOUT, SESSIONS, finish, local_archive, start_sync
+from tests.queue.test_sync_broker import LAYOUT, SESSIONS, local_archive, start_sync
 
 
 def _key_named(held: str, keys: list[str]) -> str:
@@ -45,18 +45,18 @@ def test_a_worker_killed_mid_copy_leaves_every_object_copied_once_and_proved(
     gate = Gate(tmp_path / "gate")
     gated = source.url if moment == "read" else rig.target.url
     first = workers.start("worker-a", *roots, env=gate.env(moment, gated))
-    syncing = start_sync(rig, source.url, rig.target.url)
-    try:
-        held = wait_until(lambda: gate.held(first.process.pid), 60, "worker-a mid-copy")
-        first.kill()
-    finally:
-        gate.open()  # nothing that is still alive waits at the gate any more
-    victim = _key_named(held[0], list(want))
-    with rig.open() as dst:
-        # Killed before anything reached the destination, or after the whole object did.
-        assert (dst.stat(victim) is not None) is (moment == "stored")
-    workers.start("worker-b", *roots)
-    code, out, err = finish(syncing, timeout=150)
+    with running(start_sync(rig, source.url, rig.target.url)) as syncing:
+        try:
+            held = wait_until(lambda: gate.held(first.process.pid), 60, "worker-a mid-copy")
+            first.kill()
+        finally:
+            gate.open()  # nothing that is still alive waits at the gate any more
+        victim = _key_named(held[0], list(want))
+        with rig.open() as dst:
+            # Killed before anything reached the destination, or after the whole object did.
+            assert (dst.stat(victim) is not None) is (moment == "stored")
+        workers.start("worker-b", *roots)
+        code, out, err = finish(syncing)
 
     assert code == 0, out + err
     summary = json.loads(out)
