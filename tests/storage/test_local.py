@@ -22,6 +22,7 @@ from storage_backends import (
     StorageError,
     hash_file,
 )
+from storage_backends import _local_meta as local_meta
 from storage_backends import local as local_module
 from storage_backends._local_temp import WORK_DIR
 from storage_backends._streams import TEMP_PREFIX
@@ -339,3 +340,19 @@ def test_each_write_gets_a_new_version_and_reports_what_was_stored(store: LocalB
     created = store.put_bytes("new", b"x", if_absent=True)
     assert created == store.stat("new")
     assert len(versions | {created.version}) == 6
+
+
+def test_an_attribute_longer_than_the_read_buffer_is_read_back_whole(
+    store: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checksums and metadata are read with one buffer sized for what we write;
+    # ext4 keeps no attribute longer than that, so the buffer is shrunk here to
+    # show that a longer one (possible on XFS or Btrfs) still comes back whole.
+    written = store.put_bytes("s/doc.json", b"{}", metadata={"note": "kept " * 20})
+    monkeypatch.setattr(local_meta, "_XATTR_BUFFER", 64)
+    stat = store.stat("s/doc.json")
+    assert stat == written and stat.sha256 is not None
+    assert stat.metadata["note"] == "kept " * 20
+    assert list(store.list("s/")) == [stat]
+    data, read = store.get_bytes("s/doc.json")
+    assert data == b"{}" and read == stat
