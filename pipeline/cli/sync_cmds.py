@@ -187,9 +187,19 @@ def _copier(
         return None
     from ..queue.app import BrokerSettings, make_app
     from ..queue.copying import BrokerCopier
+    from ..queue.idle import report_idle
 
     app = make_app(BrokerSettings.from_config(config))
-    return BrokerCopier(app, source, dest, in_flight=concurrency)
+    idle = config.queue.idle_warning
+    start = f"track-archive worker --broker URL --allow-root {source.url} --allow-root {dest.url}"
+    return BrokerCopier(
+        app,
+        source,
+        dest,
+        in_flight=concurrency,
+        idle_after=idle,
+        on_idle=lambda remaining: report_idle(app, idle, remaining, what="copy", start=start),
+    )
 
 
 def _staging(config: Config) -> Path | None:

@@ -6,14 +6,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from celery import Celery
-
 from storage_backends import Backend
 
 from ..archive import RunSummary
 from ..config import Config
 from .app import BrokerSettings, make_app
 from .enqueue import plan_sources, publish_planned
+from .idle import report_idle
 from .waiting import BatchWaiter
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,9 @@ def archive_via_broker(
             summary = waiter.wait(
                 progress.step if progress else None,
                 idle_after=idle,
-                on_idle=lambda remaining: _report_idle(app, idle, remaining),
+                on_idle=lambda remaining: report_idle(
+                    app, idle, remaining, what="segment", start="track-archive worker --broker URL"
+                ),
             )
         else:
             summary = RunSummary()
@@ -65,29 +66,3 @@ def archive_via_broker(
     summary.input_errors = planned.input_errors
     summary.ignored_events = planned.ignored_events
     return summary, queued
-
-
-def _report_idle(app: Celery, idle: float, remaining: int) -> None:
-    """Say why nothing finishes: no worker at all is the usual reason, and worth naming."""
-    try:
-        workers = len(app.control.ping(timeout=1.0) or [])
-    except Exception as exc:  # a failed probe (broker gone, timeout) must not end the wait
-        log.warning("no segment finished for %g s; asking the workers failed: %s", idle, exc)
-        return
-    where = app.connection_for_write().as_uri()
-    if workers == 0:
-        log.warning(
-            "no segment finished for %g s and no worker answers on %s: %d segment(s) wait in "
-            "the queue; start `track-archive worker --broker URL` (interrupting leaves them queued)",
-            idle,
-            where,
-            remaining,
-        )
-    else:
-        log.warning(
-            "no segment finished for %g s; %d worker(s) answer on %s, %d segment(s) remaining",
-            idle,
-            workers,
-            where,
-            remaining,
-        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -142,22 +142,42 @@ class BrokerCopier:
     in line and its share of the workers.
     """
 
-    def __init__(self, app: Celery, source: Backend, dest: Backend, *, in_flight: int) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        source: Backend,
+        dest: Backend,
+        *,
+        in_flight: int,
+        idle_after: float | None = None,
+        on_idle: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_idle(remaining)`` is called when no copy came back for ``idle_after`` seconds."""
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, got {in_flight!r}")
         self.app, self.source, self.dest, self.in_flight = app, source, dest, in_flight
+        self.idle_after, self.on_idle = idle_after, on_idle
 
     def __call__(self, steps: list[Step]) -> Iterator[tuple[Step, SyncItem]]:
         waiting = deque(steps)
         sent: list[tuple[Step, AsyncResult]] = []
+        quiet_since = time.monotonic()
         while waiting or sent:
             while waiting and len(sent) < self.in_flight:
                 step = waiting.popleft()
                 sent.append((step, self._send(step)))
             done = [pair for pair in sent if pair[1].ready()]
             if not done:
+                if (
+                    self.on_idle is not None
+                    and self.idle_after is not None
+                    and time.monotonic() - quiet_since >= self.idle_after
+                ):
+                    self.on_idle(len(waiting) + len(sent))
+                    quiet_since = time.monotonic()  # once per quiet stretch
                 time.sleep(RESULT_POLL)
                 continue
+            quiet_since = time.monotonic()
             for pair in done:
                 sent.remove(pair)
                 yield pair[0], self._outcome(*pair)

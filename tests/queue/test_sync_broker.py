@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+
+import yaml
 
 from tests.fixtures.backends import StorageTarget
 from tests.queue.conftest import REPO, Rig, Workers, finish, running, summary_of, wait_until
@@ -134,3 +137,42 @@ def test_sync_keeps_at_most_concurrency_copies_on_the_workers_at_once(
     assert len(counts) == copies
     # Never more than --concurrency in flight, and the bound is used: copies overlap.
     assert max(counts) == limit, counts
+
+
+def test_a_sync_waiting_without_any_worker_says_so_then_finishes_when_one_starts(
+    rig: Rig, workers: Workers, make_storage_target: Callable[[str], StorageTarget]
+) -> None:
+    source = local_archive(rig, make_storage_target)
+    command = _sync_command(rig, source.url, rig.target.url)
+    # This run's copy of the config warns after one idle second.
+    given = Path(command[command.index("--config") + 1])
+    config = yaml.safe_load(given.read_text())
+    config["queue"]["idle_warning"] = 1
+    quick = rig.tmp / "quick-warning.yaml"
+    quick.write_text(yaml.safe_dump(config))
+    command[command.index("--config") + 1] = str(quick)
+    lines: list[str] = []
+    with (
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+        ) as process,
+        running(process) as sync,
+    ):
+        reader = threading.Thread(target=lambda: lines.extend(sync.stderr or []), daemon=True)
+        reader.start()
+        warning = wait_until(
+            lambda: next((line for line in lines if "no worker answers" in line), None),
+            60,
+            "the warning that no worker answers",
+        )
+        copies = len(SESSIONS) * sum(LAYOUT.values())
+        assert "no copy finished for 1 s" in warning and f"{copies} copy(s) wait" in warning
+        # It names the worker command that can take these copies: both roots allowed.
+        assert f"--allow-root {source.url} --allow-root {rig.target.url}" in warning
+        workers.start("worker-a", "--allow-root", source.url, "--allow-root", rig.target.url)
+        out = sync.stdout.read() if sync.stdout else ""
+        sync.wait(timeout=150)
+        reader.join(timeout=10)
+    assert sync.returncode == 0, "".join(lines)
+    summary = json.loads(out)
+    assert (summary["copied"], summary["failed"]) == (copies + len(SESSIONS), 0)
