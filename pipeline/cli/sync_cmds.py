@@ -81,6 +81,12 @@ def _print_report(report: SyncReport) -> None:
     )
 
 
+def _absent_sessions(report: SyncReport, sessions: tuple[str, ...]) -> list[str]:
+    """The ``--session`` IDs that matched no object on either side."""
+    seen = {item.key.split("/", 1)[0] + "/" for item in report.items}
+    return [session_id for session_id in sessions if session_prefix(session_id) not in seen]
+
+
 def _check_sessions(
     ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...]:
@@ -166,6 +172,11 @@ def sync(
             dest.close()
     finally:
         source.close()
+    for session_id in _absent_sessions(report, sessions):
+        # A filter that matches nothing is not an error, but a mistyped ID must not pass in silence.
+        click.echo(
+            f"warning: no session {session_id!r} in {src_url}: nothing to copy for it", err=True
+        )
     if as_json:
         document: dict[str, Any] = report.summary()
         document["dryRun"] = report.dry_run
