@@ -24,6 +24,7 @@ from ..sync import (
     SyncReport,
 )
 from ..sync import sync as run_sync
+from ..sync.plan import session_of
 from .common import (
     EXIT_FAILED,
     broker_option,
@@ -83,8 +84,8 @@ def _print_report(report: SyncReport) -> None:
 
 def _absent_sessions(report: SyncReport, sessions: tuple[str, ...]) -> list[str]:
     """The ``--session`` IDs that matched no object on either side."""
-    seen = {item.key.split("/", 1)[0] + "/" for item in report.items}
-    return [session_id for session_id in sessions if session_prefix(session_id) not in seen]
+    seen = {session_of(item.key) for item in report.items}
+    return [s for s in sessions if session_prefix(s).removesuffix("/") not in seen]
 
 
 def _check_sessions(
