@@ -11,6 +11,7 @@ from storage_backends import Backend
 
 from ..config import Config
 from ..download import DownloadPolicy
+from ..scratch import ScratchDir
 from .app import SEGMENT_QUEUE, BrokerSettings, make_app
 from .copying import register_copy_task
 from .merger import ManifestMerger
@@ -42,7 +43,6 @@ def run_worker(
     if config.queue.metrics_port is not None:
         port = metrics.serve(config.queue.metrics_port)
         log.info("worker metrics on http://0.0.0.0:%d/metrics", port)
-    staging = config.state.staging_dir
     merger = ManifestMerger(
         app,
         backend,
@@ -50,6 +50,10 @@ def run_worker(
         wait=config.queue.merge_wait,
         metrics=metrics,
     )
+    # This process's own directory in the shared staging: what a killed worker left
+    # there is removed by the next worker that starts (see ``pipeline.scratch``).
+    scratch = ScratchDir(config.state.staging_dir, "worker")
+    staging = scratch.open()
     try:
         with SegmentWorker(
             app=app,
@@ -86,4 +90,5 @@ def run_worker(
             finally:
                 merger.stop()
     finally:
+        scratch.close()
         metrics.close()

@@ -16,6 +16,7 @@ roots (``Backend.run_view``), so directories are checked and made once.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from storage_backends.base import Backend, ObjectStat, roots_overlap
 from storage_backends.errors import ObjectNotFound, PreconditionFailed, StorageError
 
 from ..errors import ConfigError, TrackArchiveError
+from ..scratch import ScratchDir
 from .copy import copy_object, holds_recorded
 from .digest import Digest
 from .manifests import Relation, listed_keys, relation, write_manifest
@@ -333,6 +335,19 @@ def sync(
             f"cannot sync {source.url} to {dest.url}: "
             + ("they are the same archive root" if same else "one root lies inside the other")
         )
+    # The run's own directory for streamed copies: one a killed run left is removed by
+    # the next (see ``pipeline.scratch``).
+    with ScratchDir(options.temp_dir, "sync") as scratch:
+        return _run(source, dest, dataclasses.replace(options, temp_dir=scratch), progress, copier)
+
+
+def _run(
+    source: Backend,
+    dest: Backend,
+    options: SyncOptions,
+    progress: SyncProgress | None,
+    copier: Copier | None,
+) -> SyncReport:
     job = _Job(source.run_view(), dest.run_view(), options, progress or SyncProgress())
     try:
         plan = build_plan(

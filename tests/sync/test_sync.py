@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -236,3 +238,22 @@ def test_dry_run_and_session_filter(
     only = sync(source, dest, SyncOptions(sessions=("s-2",)))
     assert only.copied == PER_SESSION
     assert {k.split("/")[0] for k in contents(dest)} == {"s-2"}
+
+
+def test_a_sync_leaves_no_working_files_and_removes_a_killed_run_s(
+    backend_factory: Callable[..., Backend], tmp_path: Path
+) -> None:
+    source, dest = backend_factory("local"), backend_factory("s3")
+    make_archive(source, tmp_path)
+    staging = tmp_path / "staging"
+    # What a run SIGKILLed mid-copy leaves (tests/pipeline/test_scratch.py kills a real
+    # process): its scratch directory, the lock in it free, and a half-staged copy.
+    killed = staging / ".scratch-sync-killed"
+    killed.mkdir(parents=True)
+    (killed / "lock").touch()
+    (killed / ".sync-abc.part").write_bytes(b"half")
+    os.utime(killed, (time.time() - 3600,) * 2)
+
+    report = sync(ProxyBackend(source), dest, SyncOptions(temp_dir=staging))
+    assert report.summary()["copied"] == 2 * PER_SESSION
+    assert list(staging.iterdir()) == []
