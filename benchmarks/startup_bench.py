@@ -35,11 +35,32 @@ TARGET_HELP = 0.25
 TARGET_FIRST_LINE = 0.5
 
 
-def _first_line(argv: list[str], cwd: Path) -> tuple[float, float]:
+def _child_env(tree: Path | None = None) -> dict[str, str]:
+    """The environment of every child: bytecode written and read as in an installed copy.
+
+    ``PYTHONDONTWRITEBYTECODE`` in the caller's environment would leave an editable
+    checkout without ``.pyc`` files, so every run would compile this project's sources
+    again (over 100 ms of CPU here) where an installed copy never does. ``tree`` puts
+    another checkout's packages first on the path (``--baseline``).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    return env
+
+
+def _first_line(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Seconds to the child's first output line, and the child's CPU seconds in all."""
     started = time.perf_counter()
     child = subprocess.Popen(
-        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        argv,
+        cwd=cwd,
+        env=env if env is not None else _child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
     )
     assert child.stdout is not None and child.stderr is not None
     selector = selectors.DefaultSelector()
@@ -71,6 +92,7 @@ def _import_profile(argv: list[str], cwd: Path, runs: int = 3, top: int = 8) -> 
         done = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "pipeline.cli", *argv[1:]],
             cwd=cwd,
+            env=_child_env(),
             capture_output=True,
             text=True,
             check=False,
@@ -88,11 +110,25 @@ def _import_profile(argv: list[str], cwd: Path, runs: int = 3, top: int = 8) -> 
     return f"{total:.0f} ms in imports; " + ", ".join(f"{m} {us / 1000:.0f}" for m, us in largest)
 
 
+#: How a ``--baseline`` checkout is started: as the ``track-archive`` script does, on its path.
+_BASELINE_LAUNCH = (
+    "import sys; sys.argv[0] = 'track-archive'; from pipeline.cli import main; sys.exit(main())"
+)
+BASELINE_MARK = " [baseline]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument(
         "--profile", action="store_true", help="Print where each command's imports spend instead."
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="Another checkout (e.g. `git archive main | tar -x -C DIR`): each command is also "
+        "run from it, alternating in the same rounds, on this interpreter and its packages.",
     )
     args = parser.parse_args()
 
@@ -138,31 +174,50 @@ def main() -> None:
                 if argv[0] == str(exe):
                     print(f"{name}: {_import_profile(argv, work)}")
             return
+        envs = {name: _child_env() for name in cases}
+        if args.baseline is not None:
+            tree = args.baseline.resolve()
+            for name, argv in list(cases.items()):
+                if argv[0] == str(exe):
+                    cases[name + BASELINE_MARK] = [
+                        sys.executable,
+                        "-c",
+                        _BASELINE_LAUNCH,
+                        *argv[1:],
+                    ]
+                    envs[name + BASELINE_MARK] = _child_env(tree)
         walls: dict[str, list[float]] = {name: [] for name in cases}
         cpus: dict[str, list[float]] = {name: [] for name in cases}
-        for argv in cases.values():  # warm the page cache and .pyc files once
-            _first_line(argv, work)
+        for name, argv in cases.items():  # warm the page cache and .pyc files once
+            _first_line(argv, work, envs[name])
+        load_before = os.getloadavg()[0]
         for _ in range(args.runs):
             for name, argv in cases.items():
-                wall, cpu = _first_line(argv, work)
+                wall, cpu = _first_line(argv, work, envs[name])
                 walls[name].append(wall)
                 cpus[name].append(cpu)
+        load_after = os.getloadavg()[0]
 
     base = statistics.median(walls["python -c pass"])
     click_base = statistics.median(walls["python -c 'import click'"])
-    print(f"{'case':32} {'median s':>9} {'cpu s':>7} {'x python':>9} {'x click':>8}  target")
-    for name in cases:
+    print(f"{'case':45} {'median s':>9} {'cpu s':>7} {'x python':>9} {'x click':>8}  target")
+    order = sorted(cases, key=lambda n: list(cases).index(n.removesuffix(BASELINE_MARK)))
+    for name in order:
         wall = statistics.median(walls[name])
         cpu = statistics.median(cpus[name])
         if name.startswith("python"):
             target = ""
-        elif name == "track-archive --help":
+        elif name.startswith("track-archive --help"):
             target = f"< {TARGET_HELP} s: {'met' if wall < TARGET_HELP else 'MISSED'}"
         else:
             target = f"< {TARGET_FIRST_LINE} s: {'met' if wall < TARGET_FIRST_LINE else 'MISSED'}"
         ratios = f"{wall / base:9.1f} {wall / click_base:8.1f}"
-        print(f"{name:32} {wall:9.3f} {cpu:7.3f} {ratios}  {target}")
-    print(f"(median of {args.runs} alternating runs; time to the first output line)")
+        print(f"{name:45} {wall:9.3f} {cpu:7.3f} {ratios}  {target}")
+    print(
+        f"(median of {args.runs} alternating runs; time to the first output line; "
+        f"1-minute load average {load_before:.1f} before the rounds, {load_after:.1f} after, "
+        f"on {os.cpu_count()} CPUs)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -20,51 +19,20 @@ from .errors import InputError, UnsafeIdentifier
 from .jsontext import dotted_path, lone_surrogate
 from .layout import encode_component, segment_key
 
+# The stages and their order live apart so that manifest readers need no webhook model.
+from .stages import TYPE_PREFIX as TYPE_PREFIX
+from .stages import Lifecycle as Lifecycle
+from .stages import stage_rank as stage_rank
+
 Kind = Literal["audio", "video", "screen_audio", "screen_video"]
 KINDS: tuple[str, ...] = ("audio", "video", "screen_audio", "screen_video")
-TYPE_PREFIX = "participant-track-recording-"
-
-
-class Lifecycle(StrEnum):
-    """The stage a track recording reached, named after its webhook."""
-
-    STARTING = "starting"
-    STARTED = "started"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-    @property
-    def rank(self) -> int:
-        """How far a recording has got: a later stage wins over an earlier one, whatever the order.
-
-        ``stopped`` outranks ``failed`` because it names files that exist.
-        """
-        return _STAGE_RANK[self]
-
-
-_STAGE_RANK = {
-    Lifecycle.STARTING: 0,
-    Lifecycle.STARTED: 1,
-    Lifecycle.STOPPING: 2,
-    Lifecycle.FAILED: 3,
-    Lifecycle.STOPPED: 4,
-}
-
-
-def stage_rank(stage: str) -> int:
-    """:attr:`Lifecycle.rank` of a stage's name; -1 for a name that is no stage."""
-    try:
-        return Lifecycle(stage).rank
-    except ValueError:
-        return -1
 
 
 class FileDetail(BaseModel):
     """One recorded file of a stopped track."""
 
-    # Built when the first webhook is read, not at import: commands that only read manifests
-    # import these names (through the manifest's merge rules) and never validate a webhook.
+    # Built when the first webhook is read, not at import: a run given no webhook (or one that
+    # only resumes its journal) never validates one.
     model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     fileUrl: str = Field(min_length=1, max_length=4096)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..events import stage_rank
+from ..stages import stage_rank
 from .model import (
     ExportEntry,
     Failure,
