@@ -110,8 +110,8 @@ def _import_profile(argv: list[str], cwd: Path, runs: int = 3, top: int = 8) -> 
     return f"{total:.0f} ms in imports; " + ", ".join(f"{m} {us / 1000:.0f}" for m, us in largest)
 
 
-#: How a ``--baseline`` checkout is started: as the ``track-archive`` script does, on its path.
-_BASELINE_LAUNCH = (
+#: How each checkout is started with ``--baseline``: as the ``track-archive`` script does.
+_LAUNCH = (
     "import sys; sys.argv[0] = 'track-archive'; from pipeline.cli import main; sys.exit(main())"
 )
 BASELINE_MARK = " [baseline]"
@@ -176,16 +176,17 @@ def main() -> None:
             return
         envs = {name: _child_env() for name in cases}
         if args.baseline is not None:
-            tree = args.baseline.resolve()
+            # Both checkouts start the same way (the script's two lines, on a path), so that
+            # only their code differs.
+            trees = {
+                "": Path(__file__).resolve().parents[1],
+                BASELINE_MARK: args.baseline.resolve(),
+            }
             for name, argv in list(cases.items()):
                 if argv[0] == str(exe):
-                    cases[name + BASELINE_MARK] = [
-                        sys.executable,
-                        "-c",
-                        _BASELINE_LAUNCH,
-                        *argv[1:],
-                    ]
-                    envs[name + BASELINE_MARK] = _child_env(tree)
+                    for mark, tree in trees.items():
+                        cases[name + mark] = [sys.executable, "-c", _LAUNCH, *argv[1:]]
+                        envs[name + mark] = _child_env(tree)
         walls: dict[str, list[float]] = {name: [] for name in cases}
         cpus: dict[str, list[float]] = {name: [] for name in cases}
         for name, argv in cases.items():  # warm the page cache and .pyc files once

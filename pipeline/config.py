@@ -5,6 +5,12 @@ Unknown or mistyped keys are errors that name the key. ``${VAR}`` (or
 environment, so secrets need not live in the file. Command-line options are
 applied on top (``load_config(path, **overrides)``) before validation.
 
+Each section is validated by its own model, and only when the file or the
+command line names it: a section left out is its defaults, which need no
+validator, so a command run on the defaults builds the validators of the
+sections it was given only. The messages are those of validating the whole
+file at once (``Config.model_validate``), in the same order.
+
 The backend sections are the storage package's own validated options
 (``storage_backends.S3Options``, ...): each option is declared, defaulted and
 checked once.
@@ -18,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from storage_backends.options import BackendOptions, GCSOptions, LocalOptions, S3Options
 
@@ -32,7 +38,8 @@ _ENV_PATTERN = r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built the first time a config names the section (see _validate), not at import.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class BackendSection(_Section):
@@ -149,26 +156,31 @@ class VideoSDKSection(_Section):
         return value or None
 
 
+def _per_host_follows_concurrency(value: Any) -> Any:
+    # A lower overall limit implies a lower per-host one; only an explicit clash is an error.
+    if isinstance(value, dict) and "per_host" not in value:
+        concurrency = value.get("concurrency")
+        if isinstance(concurrency, int) and not isinstance(concurrency, bool):
+            return {**value, "per_host": min(concurrency, DEFAULT_PER_HOST)}
+    return value
+
+
 class Config(_Section):
     """The whole validated configuration."""
 
-    backend: BackendSection = BackendSection()
+    # The defaults are valid as declared: constructing them builds no validator.
+    backend: BackendSection = BackendSection.model_construct()
     download: DownloadPolicy = DownloadPolicy()
-    state: StateSection = StateSection()
-    serve: ServeSection = ServeSection()
-    queue: QueueSection = QueueSection()
-    videosdk: VideoSDKSection = VideoSDKSection()
+    state: StateSection = StateSection.model_construct()
+    serve: ServeSection = ServeSection.model_construct()
+    queue: QueueSection = QueueSection.model_construct()
+    videosdk: VideoSDKSection = VideoSDKSection.model_construct()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("download", mode="before")
     @classmethod
-    def _per_host_follows_concurrency(cls, value: Any) -> Any:
-        # A lower overall limit implies a lower per-host one; only an explicit clash is an error.
-        if isinstance(value, dict) and "per_host" not in value:
-            concurrency = value.get("concurrency")
-            if isinstance(concurrency, int) and not isinstance(concurrency, bool):
-                return {**value, "per_host": min(concurrency, DEFAULT_PER_HOST)}
-        return value
+    def _download_per_host(cls, value: Any) -> Any:
+        return _per_host_follows_concurrency(value)
 
     def override(self, **changes: Any) -> Config:
         """Apply dotted overrides (``{"backend.url": "s3://b"}``), skipping ``None``."""
@@ -225,21 +237,57 @@ def _empty_sections(data: dict[str, Any], model: type[BaseModel]) -> dict[str, A
 
 
 def _validate(data: dict[str, Any], source: str) -> Config:
+    """``data`` as a :class:`Config`, each section it names validated by that section's model.
+
+    Equivalent to ``Config.model_validate(data)``, problems reported in the same order (the
+    fields' order, then unknown keys), without building the validators of absent sections.
+    """
     data = _empty_sections(dict(data), Config)
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-                problems.append(f"{path}: unknown key")
-            elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
-                # The option objects' own checks name the option already.
-                problems.append(f"{path}: {err['ctx']['error']}")
-            else:
-                problems.append(f"{path}: {err['msg']}")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+    fields = Config.model_fields
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, info in fields.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if name == "download":
+            value = _per_host_follows_concurrency(value)
+        try:
+            values[name] = _validate_field(name, info.annotation, value)
+        except ValidationError as exc:
+            problems.extend(_problems(exc, (name,)))
+    problems.extend(f"{key}: unknown key" for key in data if key not in fields)
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return Config.model_construct(**values)
+
+
+#: Validators of the top-level fields that are no section model, built on first use.
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+def _validate_field(name: str, annotation: Any, value: Any) -> Any:
+    """One top-level field validated alone: a section by its own model, else by an adapter."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.model_validate(value)  # builds the section's validator on first use
+    if name not in _ADAPTERS:
+        _ADAPTERS[name] = TypeAdapter(annotation)
+    return _ADAPTERS[name].validate_python(value)
+
+
+def _problems(exc: ValidationError, where: tuple[str, ...] = ()) -> list[str]:
+    """Each error of ``exc`` as ``dotted.path: what is wrong``, its location under ``where``."""
+    problems = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in (*where, *err["loc"])) or "(top level)"
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            problems.append(f"{path}: unknown key")
+        elif err["type"] == "value_error" and "error" in err.get("ctx", {}):
+            # The option objects' own checks name the option already.
+            problems.append(f"{path}: {err['ctx']['error']}")
+        else:
+            problems.append(f"{path}: {err['msg']}")
+    return problems
 
 
 def load_config(path: Path | None, **overrides: Any) -> Config:

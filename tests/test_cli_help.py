@@ -181,8 +181,9 @@ def test_an_archive_run_with_nothing_to_fetch_loads_no_download_engine(tmp_path)
 
 #: Commands that answer from the query index or one manifest, and what each must leave alone:
 #: the sync engine, rich (nothing to draw in JSON, CSV or an error line), the YAML parser (no
-#: config file here), the webhook models (a manifest's merge rules need only the stages), and
-#: the validators of manifests, which are built when the first one is read, not at import.
+#: config file here), the webhook models (a manifest's merge rules need only the stages), the
+#: validators of manifests, which are built when the first one is read, not at import, and
+#: those of the config sections neither a file nor an option names (only ``backend`` here).
 QUERIES = {
     "sessions --format json": ["sessions", "--backend", "archive", "--format", "json"],
     "segments --format csv": ["segments", "--backend", "archive", "--format", "csv"],
@@ -207,8 +208,9 @@ def test_queries_load_no_sync_engine_or_rich_and_build_no_unread_model(tmp_path,
         "import sys; from click.testing import CliRunner; import pipeline.cli as cli; "
         f"CliRunner().invoke(cli.main, {QUERIES[name]!r}); "
         f"loaded = [n for n in {UNUSED_BY_QUERIES!r} if n in sys.modules]; "
-        "import pipeline.events as e, pipeline.manifest.model as m; "
-        "models = [e.FileDetail, e.TrackData, e.TrackEvent, e.OtherEvent, m.Manifest, m.Segment]; "
+        "import pipeline.events as e, pipeline.manifest.model as m, pipeline.config as c; "
+        "models = [e.FileDetail, e.TrackData, e.TrackEvent, e.OtherEvent, m.Manifest, m.Segment, "
+        "c.Config, c.StateSection, c.ServeSection, c.QueueSection, c.VideoSDKSection]; "
         "print(' '.join(loaded), ' '.join(c.__name__ for c in models if c.__pydantic_complete__))"
     )
     out = subprocess.run(
