@@ -34,7 +34,7 @@ from storage_backends.keys import MAX_KEY_BYTES
 from storage_backends.options import S3Options
 from storage_backends.s3_multipart import abort_stale_uploads
 from storage_backends.s3_root import S3Root
-from storage_backends.s3_writes import S3Writes, whole_object_crc32c
+from storage_backends.s3_writes import S3Writes, send_small_body_at_once, whole_object_crc32c
 from storage_backends.sealed import FileSeal
 
 #: CopyObject copies at most 5 GiB in one request.
@@ -92,6 +92,7 @@ class S3Backend(Backend):
             self._client: Any = _new_client(self._options, config)
         except (BotoCoreError, ValueError) as exc:
             raise self._root.error(exc, None, "open") from exc
+        self._client.meta.events.register("before-send.s3.PutObject", send_small_body_at_once)
         self._writes = S3Writes(self._client, self._root, self._options, stat=self._stat)
 
     @property

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSPreparedRequest
 
 from storage_backends import (
     BackendConfigError,
@@ -22,6 +23,7 @@ from storage_backends import (
 )
 from storage_backends.base import ObjectStat
 from storage_backends.s3 import S3Backend
+from storage_backends.s3_writes import IN_MEMORY_MAX, send_small_body_at_once
 from tests.fixtures.backends import StorageTarget
 
 MiB = 1024 * 1024
@@ -108,6 +110,43 @@ def test_the_crc32c_the_service_checks_is_sent_with_the_bytes_hashed(
         Bucket=s3_target_bucket(s3), Key="archive/seg", ChecksumMode="ENABLED"
     )
     assert head["ChecksumCRC32C"] == crc and head["Metadata"]["sha256"] == sha
+
+
+def test_a_small_upload_is_sent_without_waiting_for_100_continue(
+    s3: S3Backend, tmp_path: Path
+) -> None:
+    # botocore makes every PutObject wait for the server's "100 Continue" before
+    # the body: a round trip per object that a small body does not need.
+    path, crc, sha = _file(tmp_path, "seg", os.urandom(300_000))
+    expect: list[Any] = []
+    s3.client.meta.events.register(
+        "before-send.s3.PutObject",
+        lambda request, **_: expect.append(request.headers.get("Expect")),
+    )
+    s3.put_file("seg", path, crc32c=crc, sha256=sha, if_absent=True)
+    s3.put_bytes("doc.json", b"{}", if_absent=True)
+    assert expect == [None, None]
+    # The create-only condition is still the server's to decide.
+    with pytest.raises(PreconditionFailed):
+        s3.put_file("seg", path, crc32c=crc, sha256=sha, if_absent=True)
+    stat = s3.stat("seg")
+    assert stat is not None and (stat.crc32c, stat.sha256) == (crc, sha)
+
+
+@pytest.mark.parametrize(
+    ("length", "kept"),
+    [(IN_MEMORY_MAX, False), (IN_MEMORY_MAX + 1, True), (None, True)],
+)
+def test_only_a_body_of_known_small_length_skips_100_continue(
+    length: int | None, kept: bool
+) -> None:
+    # A large or streamed body still waits: a refused request then costs no upload.
+    headers = {"Expect": "100-continue"}
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    request = AWSPreparedRequest("PUT", "http://s3/b/k", headers, b"", stream_output=False)
+    send_small_body_at_once(request)
+    assert (request.headers.get("Expect") == "100-continue") is kept
 
 
 @pytest.mark.parametrize("wrong", ["crc32c", "sha256"])
