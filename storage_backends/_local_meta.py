@@ -164,7 +164,7 @@ def _load_libc_getxattr() -> tuple[Any, Any] | None:
 _libc_getxattr = _load_libc_getxattr()
 
 
-def _getxattr(target: int | Path) -> bytes:
+def _getxattr(target: int | str | Path) -> bytes:
     """The raw attribute, in one system call when it fits ``_XATTR_BUFFER``."""
     if _libc_getxattr is not None:
         buffer = ctypes.create_string_buffer(_XATTR_BUFFER)
@@ -182,7 +182,7 @@ def _getxattr(target: int | Path) -> bytes:
     return os.getxattr(target, XATTR_NAME, follow_symlinks=False)
 
 
-def read_attrs(target: int | Path) -> dict[str, Any] | None:
+def read_attrs(target: int | str | Path) -> dict[str, Any] | None:
     """The stored attribute of a file (descriptor or path, not following links)."""
     try:
         raw = _getxattr(target)

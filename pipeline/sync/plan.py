@@ -60,6 +60,8 @@ class Listing:
     digests: dict[str, Digest] = field(default_factory=dict)
     #: Manifests read while planning, by session component: (bytes, stat of those bytes).
     manifests: dict[str, tuple[bytes, ObjectStat]] = field(default_factory=dict)
+    #: The keys each of those manifests names (segments, then exports), parsed once.
+    named: dict[str, list[str]] = field(default_factory=dict)
     #: Objects whose records contradict each other, with the reason.
     disputes: dict[str, str] = field(default_factory=dict)
 
@@ -134,9 +136,11 @@ def _learn_from_manifest(listing: Listing, session: str) -> None:
     try:
         manifest = Manifest.from_json(data)
     except ValidationError:
+        listing.named[session] = []
         return  # an unreadable manifest still has a digest; its segments stay unknown
     recorded = [(s.key, s.size, s.crc32c, s.sha256) for _, _, s in manifest.segments()]
     recorded += [(e.key, e.size, e.crc32c, e.sha256) for e in manifest.exports]
+    listing.named[session] = [key for key, *_ in recorded]
     for key, size, crc32c, sha256 in recorded:
         known = listing.digests.get(key)
         if known is None:

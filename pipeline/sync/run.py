@@ -246,7 +246,10 @@ def _manifest_step(job: _Job, step: Step, plan: Plan) -> SyncItem | None:
         job.manifest_kept.add(step.session)
         return _item(step, Outcome.FAILED, "vanished from the source during the sync")
     data, _ = found
-    named = listed_keys(data)
+    # The plan parsed the manifests it read: only one read again now is parsed again.
+    named = plan.source.named.get(step.session)
+    if named is None or plan.source.manifests.get(step.session) is not found:
+        named = listed_keys(data)
     # Which sessions still copy is read before what is present: a session seen
     # finished here had every outcome recorded before ``present`` is read.
     copying = {session for session, left in list(job.pending.items()) if left}

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import os
 import time
 from collections.abc import Callable
@@ -11,7 +13,7 @@ import pytest
 
 from pipeline.layout import segment_key
 from pipeline.manifest import ManifestUpdate, read_manifest, update_manifest
-from pipeline.sync import Outcome, SyncOptions, sync
+from pipeline.sync import Outcome, SyncItem, SyncOptions, sync
 from storage_backends import Backend, ObjectStat, hash_bytes
 from tests.fixtures.backends import KINDS
 
@@ -257,3 +259,18 @@ def test_a_sync_leaves_no_working_files_and_removes_a_killed_run_s(
     report = sync(ProxyBackend(source), dest, SyncOptions(temp_dir=staging))
     assert report.summary()["copied"] == 2 * PER_SESSION
     assert list(staging.iterdir()) == []
+
+
+def test_item_json_form_holds_every_field_ready_for_json() -> None:
+    # The form --json prints and broker workers send back is spelled out by hand:
+    # a field added to SyncItem must not be dropped from it.
+    item = SyncItem("s/a.webm", Outcome.FAILED, 7, "why", False)
+    data = item.to_dict()
+    assert set(data) == {f.name for f in dataclasses.fields(SyncItem)}
+    assert json.loads(json.dumps(data)) == {
+        "key": "s/a.webm",
+        "outcome": "failed",
+        "size": 7,
+        "reason": "why",
+        "server_side": False,
+    }
