@@ -151,7 +151,12 @@ def moto_server() -> Iterator[Server]:
         yield Server(endpoint, proc.pid)
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            # A busy moto can outlive SIGTERM: never leave it running.
+            proc.kill()
+            proc.wait()
 
 
 def make_archive(root: Path, sessions: int, per_session: int, size: int, tmp: Path) -> Backend:
@@ -287,6 +292,9 @@ def first_copy(
 ) -> None:
     """Median of ``rounds`` alternating first copies by each tool, then one traced run each.
 
+    Every destination is kept until all runs are done, so no run creates its
+    files right after another run's were deleted (see the module docstring).
+
     Each tool's start-up is traced once on its own (a sync of an empty
     directory), so the calls each object costs can be told from those the
     command pays once.
@@ -296,12 +304,13 @@ def first_copy(
         "ours": lambda dst: ours_command(str(src), dst, config),
         "rclone": lambda dst: rclone_command(str(src), dst),
     }
+    made: list[str] = []
     for n in range(rounds):
         order = ("ours", "rclone") if n % 2 == 0 else ("rclone", "ours")
         for tool in order:
             dst = dests(tool, n)
             runs[tool].append(run_command(commands[tool](dst), env, server))
-            fresh(dst)
+            made.append(dst)
     calls: dict[str, Calls] = {}
     start_up: dict[str, Calls] = {}
     empty = scratch / "empty-source"
@@ -313,9 +322,11 @@ def first_copy(
     for tool in ("ours", "rclone"):
         dst = dests(tool, rounds)
         calls[tool] = syscalls(commands[tool](dst), env, scratch)
-        fresh(dst)
-        dst = dests(tool, rounds + 1)
-        start_up[tool] = syscalls(start_commands[tool](dst), env, scratch)
+        dst_empty = dests(tool, rounds + 1)
+        start_up[tool] = syscalls(start_commands[tool](dst_empty), env, scratch)
+        made += [dst, dst_empty]
+    # Removed only now: see the note on deleted files in the module docstring.
+    for dst in made:
         fresh(dst)
     wall = {tool: statistics.median(r.wall for r in runs[tool]) for tool in runs}
     cpu = {tool: statistics.median(r.cpu for r in runs[tool]) / gib for tool in runs}
