@@ -66,7 +66,7 @@ class ScratchDir:
             fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise ScratchError(
-                f"cannot make a working directory in {self.parent}: {exc.strerror or exc}"
+                f"cannot make a scratch directory in {self.parent}: {exc.strerror or exc}"
             ) from exc
         # Without locks on this filesystem no sweeper takes it for abandoned either.
         with contextlib.suppress(OSError):

@@ -16,8 +16,8 @@ export. Exports written into the archive are listed in the session's manifest.
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from ..manifest import (
     update_manifest,
     utcnow,
 )
+from ..scratch import ScratchDir, ScratchError
 from .destination import Destination, inputs_digest
 from .errors import ExportError, ExportUsageError, ExportWriteFailed, SessionNotFound
 from .formats import AUDIO_EXTENSIONS, CONTENT_TYPES, resolve_format
@@ -195,17 +196,12 @@ def export_session(
     # The session's length and the mix are always everyone's, whatever was picked.
     everyone = build_timeline(manifest)
     report.session_seconds = everyone.end
-    jobs = _jobs(backend, timeline, everyone, request, fmt, temp_dir)
-    if progress is not None:
-        progress.begin(sum(span for *_, span, _ in jobs))
-    entries: list[ExportEntry] = []
-
-
-    try:
-        scratch_dir = tempfile.TemporaryDirectory(prefix="track-archive-export-", dir=temp_dir)
-    except OSError as exc:
-        raise ExportWriteFailed(f"cannot make a scratch directory in {temp_dir or 'the system temp'}: {exc}") from exc
-    with scratch_dir as scratch:
+    with _scratch(temp_dir) as scratch:
+        # Segments fetched from a bucket are spooled here too, not in ``temp_dir`` itself.
+        jobs = _jobs(backend, timeline, everyone, request, fmt, scratch)
+        if progress is not None:
+            progress.begin(sum(span for *_, span, _ in jobs))
+        entries: list[ExportEntry] = []
         for participant_id, pair, placements, extension, span, writer in jobs:
             try:
                 name = export_name(participant_id, pair, request.mode, extension)
@@ -214,13 +210,21 @@ def export_session(
                 continue
             key = destination.key(name)
             digest = inputs_digest(
-                mode=request.mode, fmt=fmt, pair=pair, zero_ms=timeline.zero_ms,
+                mode=request.mode,
+                fmt=fmt,
+                pair=pair,
+                zero_ms=timeline.zero_ms,
                 end=None if request.mode == "copy" and pair != "mix" else everyone.end,
                 placements=placements,
             )
             try:
                 result = _export_one(
-                    destination, key, digest, writer, Path(scratch) / name, extension,
+                    destination,
+                    key,
+                    digest,
+                    writer,
+                    Path(scratch) / name,
+                    extension,
                     lambda seconds: progress.advance(seconds) if progress else None,
                 )
             except (ExportError, StorageError) as exc:
@@ -233,24 +237,56 @@ def export_session(
                 continue
             status, size, crc32c, sha256, start, end = result
             exported = ExportedFile(
-                participant_id, pair, key, destination.url(key), status, size, sha256,
-                start, end - start, tuple(p.segment.key for p in placements),
+                participant_id,
+                pair,
+                key,
+                destination.url(key),
+                status,
+                size,
+                sha256,
+                start,
+                end - start,
+                tuple(p.segment.key for p in placements),
             )
             report.files.append(exported)
             if status == "unchanged" and progress is not None:
                 progress.advance(span)
             entries.append(
                 ExportEntry(
-                    key=key, participantId=participant_id, pair=pair, mode=request.mode,
-                    format=fmt, size=size, sha256=sha256, crc32c=crc32c,
-                    startSeconds=round(start, 3), durationSeconds=round(end - start, 3),
-                    inputs=digest, createdAt=utcnow(),
-                    sources=[ExportSource(key=p.segment.key, sha256=p.segment.sha256) for p in placements],
+                    key=key,
+                    participantId=participant_id,
+                    pair=pair,
+                    mode=request.mode,
+                    format=fmt,
+                    size=size,
+                    sha256=sha256,
+                    crc32c=crc32c,
+                    startSeconds=round(start, 3),
+                    durationSeconds=round(end - start, 3),
+                    inputs=digest,
+                    createdAt=utcnow(),
+                    sources=[
+                        ExportSource(key=p.segment.key, sha256=p.segment.sha256) for p in placements
+                    ],
                 )
             )
     if destination.in_archive:
         _record(backend, session_id, manifest.exports, entries)
     return report
+
+
+@contextmanager
+def _scratch(temp_dir: Path | None) -> Iterator[Path]:
+    """This export's own working directory; one a killed export left is removed (``pipeline.scratch``)."""
+    scratch = ScratchDir(temp_dir, "export")
+    try:
+        path = scratch.open()
+    except ScratchError as exc:
+        raise ExportWriteFailed(str(exc)) from exc
+    try:
+        yield path
+    finally:
+        scratch.close()
 
 
 def _record(
@@ -281,7 +317,10 @@ def _export_one(
     try:
         start, end = _write(writer, path, advance, key)
         size, crc32c, sha256 = destination.publish(
-            key, path, content_type=CONTENT_TYPES[extension], inputs=digest,
+            key,
+            path,
+            content_type=CONTENT_TYPES[extension],
+            inputs=digest,
             extra={"export-start": f"{start:.6f}", "export-end": f"{end:.6f}"},
         )
     finally:
@@ -358,7 +397,9 @@ def _mix_writer(
     def write(path: Path, advance: Callable[[float], None]) -> tuple[float, float]:
         from .mix import write_mix
 
-        written = write_mix(backend, audio, timeline.end, path, fmt, progress=advance, temp_dir=temp_dir)
+        written = write_mix(
+            backend, audio, timeline.end, path, fmt, progress=advance, temp_dir=temp_dir
+        )
         return written.start, written.end
 
     return write

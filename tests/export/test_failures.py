@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 
 import pytest
@@ -120,3 +122,19 @@ def test_an_unusable_scratch_directory_is_a_clear_error(archived: Callable, tmp_
     with pytest.raises(ExportWriteFailed, match="cannot make a scratch directory"):
         export_session(backend, SESSION, ExportRequest(), temp_dir=not_a_dir)
     assert _exported_keys(backend) == []
+
+
+def test_a_killed_export_s_scratch_is_removed_and_none_is_left(archived: Callable, tmp_path) -> None:
+    _, backend = archived("s3")  # segments are spooled from the bucket into the scratch
+    temp = tmp_path / "temp"
+    # What an export SIGKILLed mid-write leaves (tests/pipeline/test_scratch.py kills a
+    # real process): its directory, the lock in it free, a spooled segment, a half file.
+    killed = temp / ".scratch-export-killed"
+    killed.mkdir(parents=True)
+    (killed / "lock").touch()
+    (killed / ".export-abc.seg").write_bytes(b"spooled")
+    (killed / "alice.camera.mkv").write_bytes(b"half an export")
+    os.utime(killed, (time.time() - 3600,) * 2)
+    report = export_session(backend, SESSION, ExportRequest(participants=("alice",)), temp_dir=temp)
+    assert report.files and not report.failures
+    assert list(temp.iterdir()) == []

@@ -100,5 +100,5 @@ def test_nothing_but_abandoned_scratch_directories_is_ever_removed(tmp_path: Pat
 def test_a_directory_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("not a directory")
-    with pytest.raises(ScratchError, match=f"cannot make a working directory in {blocked}"):
+    with pytest.raises(ScratchError, match=f"cannot make a scratch directory in {blocked}"):
         ScratchDir(blocked, "sync").open()
