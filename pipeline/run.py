@@ -52,14 +52,15 @@ class Progress(Protocol):
 def open_configured_backend(
     config: Config, url: str | None = None, *, clean_leftovers: bool = True
 ) -> Backend:
-    """Open ``url`` (default: the configured archive root) with the configured options.
+    """Open ``url`` (``None``: the configured archive root) with the configured options.
 
-    Unless ``clean_leftovers`` is false (a read-only use), first remove what
+    An empty ``url`` is refused as an empty ``backend.url`` is, never read as "not given":
+    an unset variable in ``--backend "$ROOT"`` must not open another archive. Unless ``clean_leftovers`` is false (a read-only use), first remove what
     writes killed midway left there (see ``Backend.clean_leftovers``); a
     failure to clean is logged and never stops the caller.
     """
     try:
-        backend = open_backend(url or config.backend.url, config.backend.options())
+        backend = open_backend(config.backend.url if url is None else url, config.backend.options())
     except BackendConfigError as exc:
         raise ConfigError(str(exc)) from None
     if clean_leftovers:

@@ -104,12 +104,13 @@ def export(
     """
     from ..export import ExportRequest, ExportUsageError, SessionNotFound, export_session
 
-    config = load(config_path, **{"backend.url": backend_url})
+    # --backend is opened as given, not validated into the config (no section to build).
+    config = load(config_path)
     setup_logging(config.log_level, quiet=as_json)
     request = ExportRequest(mode=mode, format=fmt, participants=participants, kinds=kinds, mix=mix)
     bar = _Bar() if sys.stderr.isatty() and not as_json else None
     with ExitStack() as stack:
-        backend = stack.enter_context(open_configured_backend(config))
+        backend = stack.enter_context(open_configured_backend(config, backend_url))
         dest = stack.enter_context(open_configured_backend(config, out)) if out else None
         try:
             report = export_session(backend, session_id, request, out=dest, progress=bar)

@@ -29,8 +29,10 @@ def show(session_id: str, config_path: object, backend_url: str | None, as_json:
     """Show the manifest of SESSION_ID: participants, kinds, segments, failures."""
     from ..manifest import read_manifest
 
-    config = load(config_path, **{"backend.url": backend_url})  # type: ignore[arg-type]  # click passes Path | None
-    with open_configured_backend(config, clean_leftovers=False) as backend:
+    # --backend is opened as given, not validated into the config: a read names no section, so
+    # no validator is built.
+    config = load(config_path)  # type: ignore[arg-type]  # click passes Path | None
+    with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
         found, _ = read_manifest(backend, session_id)
         if found is None:
             raise Failed(f"no manifest for session {session_id!r} in {backend.url}")

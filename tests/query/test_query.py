@@ -196,6 +196,25 @@ def test_cli_sync_json_and_exit_codes(
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 
 
+def test_an_empty_root_is_refused_never_read_as_the_configured_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--backend "$ROOT"`` or ``sync "$SRC" "$DST"`` with a variable unset names no root."""
+    from storage_backends import open_backend
+
+    monkeypatch.chdir(tmp_path)
+    with open_backend(str(tmp_path / "archive")) as configured:  # backend.url's default
+        make_archive(configured, tmp_path)
+    runner = CliRunner()
+    listed = runner.invoke(sessions, ["--backend", "", "--format", "json"])
+    assert listed.exit_code == 2 and "empty backend URL" in listed.output, listed.output
+    copied = runner.invoke(sync, ["archive", "", "--json"])
+    assert copied.exit_code == 2 and "empty backend URL" in copied.output, copied.output
+    copied = runner.invoke(sync, ["", str(tmp_path / "copy"), "--json"])
+    assert copied.exit_code == 2 and "empty backend URL" in copied.output, copied.output
+    assert not (tmp_path / "copy").exists()
+
+
 def test_every_command_has_help() -> None:
     runner = CliRunner()
     for command in [*commands, sync]:
