@@ -125,6 +125,7 @@ def render(
     # rich only for the table: json and csv answers start without it.
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_lines=False, header_style="bold")
     headers = {"sessions": _SESSION_HEADERS, "segments": _SEGMENT_HEADERS}.get(kind, _EXPORT_HEADERS)
@@ -137,7 +138,9 @@ def render(
             cells = _segment_cells(row)
         else:
             cells = _export_cells(row)
-        table.add_row(*cells)
+        # Text, not str: an ID is shown as it is, never read as rich markup ("[b]") or an
+        # emoji code (":ok:"); nor is rich's emoji table loaded to look for them.
+        table.add_row(*(Text(cell) for cell in cells))
     console = Console(file=out, width=200 if not out.isatty() else None)
     console.print(table)
     console.print(f"{len(rows)} {kind}")

@@ -196,6 +196,24 @@ def test_cli_sync_json_and_exit_codes(
     assert bad.exit_code == 2 and "Traceback" not in bad.output
 
 
+def test_tables_show_ids_as_they_are_never_as_markup_or_emoji(
+    make_storage_target: Callable[[str], StorageTarget], tmp_path: Path
+) -> None:
+    target = make_storage_target("local")
+    with target.open() as backend:
+        build_session(
+            backend, tmp_path, "room[b]7[/b]:ok:", {("ann[red]", "audio"): 1}, meeting="m[i]1"
+        )
+    runner = CliRunner()
+    config = ["--config", str(_config(tmp_path))]
+    listed = runner.invoke(sessions, ["--backend", target.url, *config])
+    assert listed.exit_code == 0, listed.output
+    assert "room[b]7[/b]:ok:" in listed.output and "m[i]1" in listed.output, listed.output
+    rows = runner.invoke(segments, ["--backend", target.url, *config])
+    assert rows.exit_code == 0, rows.output
+    assert "ann[red]" in rows.output, rows.output
+
+
 def test_an_empty_root_is_refused_never_read_as_the_configured_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
