@@ -87,17 +87,22 @@ def _written_at(response: Mapping[str, Any]) -> datetime:
 IN_MEMORY_MAX = 8 * 1024 * 1024
 
 
+#: A PutObject body of up to this many bytes is sent without ``Expect: 100-continue``.
+SMALL_BODY_MAX = 2 * 1024 * 1024
+
+
 def send_small_body_at_once(request: Any, **_: Any) -> None:
-    """botocore ``before-send`` hook: a body of up to ``IN_MEMORY_MAX`` goes without waiting.
+    """botocore ``before-send`` hook: a body of up to ``SMALL_BODY_MAX`` goes without waiting.
 
     botocore asks every PutObject with a body to wait for the server's
     ``100 Continue`` first (``Expect: 100-continue``): one more round trip per
     object, and it reads that interim answer one byte per system call, each
     releasing and retaking the interpreter lock, which eight upload threads then
     hand to each other. Waiting only spares sending a body the service refuses
-    anyway (a create-only put that finds its key taken, a bad signature); for
-    a body this small that is cheaper than the round trip every put pays. The
-    service's verdict is the same either way, and the header is not signed.
+    anyway (a create-only put that finds its key taken, a bad signature); for a
+    body this small that is cheaper than the round trip every put pays (the AWS
+    SDK for Go waits only above the same size). The service's verdict is the
+    same either way, and the header is not signed.
     """
     headers = request.headers
     if headers.get("Expect") is None:
@@ -106,7 +111,7 @@ def send_small_body_at_once(request: Any, **_: Any) -> None:
         length = int(headers.get("Content-Length"))
     except (TypeError, ValueError):
         return  # length unknown (a streamed body): keep waiting for the server's go-ahead
-    if length <= IN_MEMORY_MAX:
+    if length <= SMALL_BODY_MAX:
         del headers["Expect"]
 
 

@@ -23,7 +23,7 @@ from storage_backends import (
 )
 from storage_backends.base import ObjectStat
 from storage_backends.s3 import S3Backend
-from storage_backends.s3_writes import IN_MEMORY_MAX, send_small_body_at_once
+from storage_backends.s3_writes import SMALL_BODY_MAX, send_small_body_at_once
 from tests.fixtures.backends import StorageTarget
 
 MiB = 1024 * 1024
@@ -135,7 +135,7 @@ def test_a_small_upload_is_sent_without_waiting_for_100_continue(
 
 @pytest.mark.parametrize(
     ("length", "kept"),
-    [(IN_MEMORY_MAX, False), (IN_MEMORY_MAX + 1, True), (None, True)],
+    [(SMALL_BODY_MAX, False), (SMALL_BODY_MAX + 1, True), (None, True)],
 )
 def test_only_a_body_of_known_small_length_skips_100_continue(
     length: int | None, kept: bool
