@@ -14,7 +14,8 @@ Neither tool fsyncs here (rclone never does; ``local.fsync: false`` for ours).
 
 Run: ``.venv/bin/python benchmarks/sync_bench.py`` (needs ``rclone`` on PATH:
 ``apt-get install rclone``; ``strace`` is installed with apt-get when
-missing); ``--only first|resync|query`` (repeatable) runs parts of it.
+missing); ``--only first|resync|query`` (repeatable) runs parts of it;
+``--baseline DIR`` runs another checkout's first copies in the same rounds.
 Ratios above 1 mean track-archive was faster. Each first copy prints the load
 average over its rounds, the system calls per object with the futex calls and
 the command's start-up (a sync of an empty directory, traced on its own)
@@ -47,33 +48,67 @@ figures):
   reported on different occasions are the same code, apart only in futex
   calls. Hence the futex share printed apart; after the changes the other
   calls stay at 23.9 per object run after run (futex 6.1 to 15.1).
+* Deleted files slow the next run down. This root file system is ext4
+  without a journal, and such an ext4 allocates a new inode by skipping,
+  one at a time, every inode deleted in the last seconds (minutes while its
+  inode table block is dirty): ``recently_deleted`` under ``find_inode_bit``.
+  While each round's destination was removed right after its run, ``perf``
+  put 25-30% of our CPU and 35-37% of rclone's there (``open(O_TMPFILE)``,
+  ``open(O_CREAT)``, ``mkdir``), growing round after round, and the longer
+  system calls meant more waits for the interpreter lock (futex 28.2 per
+  object in one such run). Destinations are now removed after all runs;
+  futex calls then measure 6.7 to 16.7 per object at loads 2 to 6.
 * Wall time, local to local: ``track-archive`` pays about 0.45 s (0.5
   CPU-s) of start-up before the first copy (imports, the config read through
   pydantic), nearly half of what rclone needs for the whole copy on a quiet
-  machine. The copy itself runs on two threads (one per core, see
-  ``pipeline/sync/run.py``): hashing (hashlib) and file I/O release the
-  interpreter lock, the Python work of each object (a few tenths of a
-  millisecond: key checks, paths, the stored attribute) does not. rclone spends a similar
-  CPU per GiB on the copy; what keeps the ratio under 1.2x is start-up and
-  that one core of Python work.
+  machine, and the first manifest the plan reads builds the manifest
+  validator (50-70 ms, deferred from import). The copy itself runs on two
+  threads (one per core, see ``pipeline/sync/run.py``): hashing (hashlib) and
+  file I/O release the interpreter lock, the Python work of each object does
+  not: about 0.5 ms (worker threads' user CPU 0.67-0.89 s per 1,100 objects,
+  of which SHA-256 about 0.15 s), spread over key checks (four per object),
+  paths, the stored attribute, the object's stat and its report item, no
+  one step above a tenth of it. On two cores the sum of all CPU bounds the
+  wall, so a second process would move that work, not shrink it: not done.
+  Measured and not kept: 3 or 4 threads instead of 2 (medians within the
+  noise at loads 5 to 10); writes of 32 KiB instead of whole 256 KiB objects
+  (the kernel's copy into the page cache, ``copy_folio_from_iter_atomic``,
+  varied fourfold between identical runs, more than between the two);
+  ``copy_file_range`` (the bytes must still be read to be hashed: no copy
+  saved). Each object's attribute (242 bytes) does not fit in its inode here
+  (56 bytes do), so it costs an extra block: about 14 us to set and 8 us to
+  read per object, too little for a new format. Spelled out instead of
+  ``dataclasses.asdict``, the report's items cost 1-2 ms per 1,100 instead
+  of 22-33 ms; each source manifest is parsed once instead of twice. With
+  ``--baseline`` (the checkout before these changes), one run at load 3.4:
+  1.72 s and 6.96 CPU-s per GiB against the baseline's 2.11 s and 8.22,
+  rclone 1.86 s and 7.17 (1.09x and 0.88x). Three rounds at this load
+  spread by more than these changes can explain: take it as not slower.
 * Local to S3 (moto): the server is a Python process on the same two cores,
   and it spends more CPU than either client (server CPU is printed per
   tool), so the wall ratio is bounded by the sum of client and server CPU.
-  Measured at loads of 7 to 13: moto spent 7.7 CPU-s on our run and 14.2 on
-  rclone's, the clients 6.4 (ours) and 4.3. Our client costs about 5 ms of
-  CPU per PutObject, nearly all in botocore, urllib3 and http.client
-  (endpoint rules, signing, header parsing), and eight threads taking turns
-  at the interpreter lock make about 400 futex calls per object (about 20
-  with two threads, at the same wall time against moto, whose one process
-  is the limit); the other calls are about 100 per object, rclone's 132. Over plain HTTP botocore signs the payload: it
-  reads and hashes every body once more (``S3SigV4Auth.payload``); over HTTPS
-  with a checksum header it sends ``UNSIGNED-PAYLOAD`` and hashes nothing
-  (``S3SigV4Auth._should_sha256_sign_payload``). botocore offers no way to
-  hand it a hash already computed, and turning payload signing off over
-  plain HTTP would leave the body bound to the signature by CRC32C alone,
-  which is not a cryptographic hash: not done. Files of up to 8 MiB are now
-  read once into memory and hashed there (one read, two SHA-256 passes
-  including botocore's, where a streamed body took two reads and three).
+  moto answers every request with ``Connection: close``, so both clients
+  open a connection per object. botocore sent every PutObject with
+  ``Expect: 100-continue``: it waited a round trip for the server's
+  ``100 Continue`` and read it one byte per ``recvfrom`` (25 calls), each
+  handing the interpreter lock between eight threads. Bodies of up to 2 MiB
+  now go at once (``s3_writes.send_small_body_at_once``; above that size
+  the wait is kept, as the AWS SDK for Go does). Our calls went from 496.5
+  to 139.3 per object (futex 394.7 to 89.9; rclone 154.1) in one run with
+  ``--baseline`` at loads 3.3 to 7, the ratio from 1.13x to 1.21x, client and
+  server CPU alike within that run's noise; in process, two rounds each,
+  our client used 16% less CPU and moto 14% less. Ratios of separate runs
+  spread from 1.21x to 1.63x with the load. Our client still costs about
+  4 ms of CPU per PutObject, nearly all in botocore, urllib3 and
+  http.client (endpoint rules, signing, header parsing). Over plain HTTP
+  botocore signs the payload: it hashes every body once more
+  (``S3SigV4Auth.payload``); over HTTPS with a checksum header it sends
+  ``UNSIGNED-PAYLOAD`` and hashes nothing. botocore offers no way to hand it
+  a hash already computed, and turning payload signing off over plain HTTP
+  would leave the body bound to the signature by CRC32C alone, which is not
+  a cryptographic hash: not done. Files of up to 8 MiB are read once into
+  memory and hashed there. Fewer threads against moto cost less CPU at the
+  same wall time, but a real S3 needs the eight requests in flight.
 """
 
 from __future__ import annotations
@@ -263,9 +298,28 @@ def ensure_strace() -> None:
         subprocess.run(["apt-get", "install", "-y", "-q", "strace"], check=True)
 
 
-def ours_command(src: str, dst: str, config: Path) -> list[str]:
-    return [str(TRACK_ARCHIVE), "sync", src, dst, "--concurrency", str(CONCURRENCY),
+#: How each checkout starts with ``--baseline``: as the ``track-archive`` script does,
+#: the same way for both, so that only their code differs.
+_LAUNCH = (
+    "import sys; sys.argv[0] = 'track-archive'; from pipeline.cli import main; sys.exit(main())"
+)
+#: This checkout, run beside a ``--baseline`` one.
+HERE = Path(__file__).resolve().parents[1]
+
+
+def ours_command(src: str, dst: str, config: Path, tree: Path | None = None) -> list[str]:
+    """``track-archive sync``; from checkout ``tree`` (first on the path) when given."""
+    # -P: with -c the working directory would come first on the path, before ``tree``.
+    start = [sys.executable, "-P", "-c", _LAUNCH] if tree is not None else [str(TRACK_ARCHIVE)]
+    return [*start, "sync", src, dst, "--concurrency", str(CONCURRENCY),
             "--config", str(config), "--json"]  # fmt: skip
+
+
+def tree_env(env: dict[str, str], tree: Path | None) -> dict[str, str]:
+    """``env`` with checkout ``tree``'s packages first on the path."""
+    if tree is None:
+        return env
+    return dict(env, PYTHONPATH=os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")])))
 
 
 def rclone_command(src: str, dst: str) -> list[str]:
@@ -289,8 +343,12 @@ def first_copy(
     scratch: Path,
     fresh: Callable[[str], None],
     server: int | None = None,
+    baseline: Path | None = None,
 ) -> None:
     """Median of ``rounds`` alternating first copies by each tool, then one traced run each.
+
+    With ``baseline`` (another checkout) its ``track-archive`` takes its turn in
+    the same rounds, and both checkouts start the same way.
 
     Every destination is kept until all runs are done, so no run creates its
     files right after another run's were deleted (see the module docstring).
@@ -299,31 +357,32 @@ def first_copy(
     directory), so the calls each object costs can be told from those the
     command pays once.
     """
-    runs: dict[str, list[Run]] = {"ours": [], "rclone": []}
-    commands = {
-        "ours": lambda dst: ours_command(str(src), dst, config),
-        "rclone": lambda dst: rclone_command(str(src), dst),
-    }
+    tools = ["ours", "rclone"] + (["baseline"] if baseline is not None else [])
+    trees = {"ours": HERE if baseline is not None else None, "baseline": baseline}
+    envs = {tool: tree_env(env, trees.get(tool)) for tool in tools}
+
+    def command(tool: str, source: Path, dst: str) -> list[str]:
+        if tool == "rclone":
+            return rclone_command(str(source), dst)
+        return ours_command(str(source), dst, config, trees[tool])
+
+    runs: dict[str, list[Run]] = {tool: [] for tool in tools}
     made: list[str] = []
     for n in range(rounds):
-        order = ("ours", "rclone") if n % 2 == 0 else ("rclone", "ours")
+        order = tools[n % len(tools) :] + tools[: n % len(tools)]
         for tool in order:
             dst = dests(tool, n)
-            runs[tool].append(run_command(commands[tool](dst), env, server))
+            runs[tool].append(run_command(command(tool, src, dst), envs[tool], server))
             made.append(dst)
     calls: dict[str, Calls] = {}
     start_up: dict[str, Calls] = {}
     empty = scratch / "empty-source"
     empty.mkdir(exist_ok=True)
-    start_commands = {
-        "ours": lambda dst: ours_command(str(empty), dst, config),
-        "rclone": lambda dst: rclone_command(str(empty), dst),
-    }
-    for tool in ("ours", "rclone"):
+    for tool in tools:
         dst = dests(tool, rounds)
-        calls[tool] = syscalls(commands[tool](dst), env, scratch)
+        calls[tool] = syscalls(command(tool, src, dst), envs[tool], scratch)
         dst_empty = dests(tool, rounds + 1)
-        start_up[tool] = syscalls(start_commands[tool](dst_empty), env, scratch)
+        start_up[tool] = syscalls(command(tool, empty, dst_empty), envs[tool], scratch)
         made += [dst, dst_empty]
     # Removed only now: see the note on deleted files in the module docstring.
     for dst in made:
@@ -336,8 +395,9 @@ def first_copy(
     print(
         f"{label} (median of {rounds} alternating rounds, load {min(loads):.1f}-{max(loads):.1f})"
     )
-    for tool, name in (("ours", "track-archive"), ("rclone", "rclone")):
-        per = calls[tool]
+    names = {"ours": "track-archive", "rclone": "rclone", "baseline": "baseline"}
+    for tool in tools:
+        name, per = names[tool], calls[tool]
         line = (
             f"  {name:14} wall {wall[tool]:7.2f}s   CPU {cpu[tool]:6.2f} s/GiB   "
             f"{per.total / objects:6.1f} syscalls/object (futex {per.futex / objects:5.1f}, "
@@ -349,6 +409,11 @@ def first_copy(
     fewer = calls["ours"].total < calls["rclone"].total
     verdict = "met" if ratio >= goal and fewer else "NOT met"
     print(f"  ratio {ratio:5.2f}x (target {goal}x, fewer syscalls than rclone): {verdict}")
+    if baseline is not None:
+        print(
+            f"  baseline ratio {wall['rclone'] / wall['baseline']:5.2f}x; "
+            f"track-archive {wall['baseline'] / wall['ours']:4.2f}x the baseline's speed"
+        )
 
 
 def ours(source: Backend, dest: Backend) -> float:
@@ -378,6 +443,13 @@ def main() -> None:
         "--resync-sessions", type=int, default=1000, help="sessions for the re-sync (x10 objects)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per first copy")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="another checkout (e.g. `git archive main | tar -x -C DIR`) whose first copies "
+        "take their turn in the same rounds (both checkouts started the same way)",
+    )
     parser.add_argument(
         "--only",
         choices=("first", "resync", "query"),
@@ -420,7 +492,7 @@ def main() -> None:
             )
             measured = dict(
                 rounds=args.rounds, objects=objects, gib=mib / 1024, config=config, env=env,
-                scratch=work,
+                scratch=work, baseline=args.baseline.resolve() if args.baseline else None,
             )  # fmt: skip
             first_copy(
                 "first sync local -> local", "local", work / "src",
@@ -429,7 +501,11 @@ def main() -> None:
             )  # fmt: skip
             for bucket in ("ours", "theirs"):
                 s3.create_bucket(Bucket=bucket)
-            s3_dests = {"ours": "s3://ours/run-{n}", "rclone": "bench:theirs/run-{n}"}
+            s3_dests = {
+                "ours": "s3://ours/run-{n}",
+                "baseline": "s3://ours/baseline-run-{n}",
+                "rclone": "bench:theirs/run-{n}",
+            }
             first_copy(
                 "first sync local -> S3 (moto)", "s3", work / "src",
                 lambda tool, n: s3_dests[tool].format(n=n), fresh=lambda dst: None,
