@@ -22,13 +22,15 @@ REV | tar -x -C DIR``), in the same alternating rounds, both started the same
 way on this interpreter: a change's effect without the machine's load between
 two runs.
 
-Notes from measuring on 2 shared CPUs (medians of 9, 1-minute load 2.4; the
-baseline is the tree before the changes named here):
+Notes from measuring on 2 shared CPUs (the baseline is the tree without the
+changes named here):
 
 - Bytecode: with ``PYTHONDONTWRITEBYTECODE`` in the caller's environment an
   editable checkout has no ``.pyc`` files, and every run compiled this
-  project's ~55 modules again (~130 ms of CPU at load 4), which an installed
-  copy never does. The children run without it.
+  project's ~55 modules again, which an installed copy never does: the same
+  tree without its ``.pyc`` took 0.620 s instead of 0.491 for archive and
+  0.622 instead of 0.498 for the sessions table (11 alternating rounds, load
+  about 2). The children run without it.
 - Before its own work every command pays the interpreter (~55 ms here),
   click and the command registry (~50), the storage package (~30) and
   pydantic with pydantic_core and annotated_types (~75 ms of imports in
@@ -43,12 +45,19 @@ baseline is the tree before the changes named here):
 - The manifest's merge rules took the stage order from the webhook module, so
   every manifest reader imported the webhook models and the JSON-text reader
   (~15 ms): the stages live in ``pipeline.stages``.
-- Result, now vs baseline in one run (s to the first line): manifest show
-  0.349 vs 0.420, sessions (table) 0.444 vs 0.511, sessions json 0.380 vs
-  0.420, segments csv 0.401 vs 0.425, exports 0.362 vs 0.428, export 0.377 vs
-  0.385, sync 0.365 vs 0.437, sync --dry-run 0.392 vs 0.428, serve 0.350 vs
-  0.359, archive 0.488 vs 0.479 (CPU 0.609 vs 0.613): every case under its
-  target at this load; archive is at the edge and crosses it under more load.
+- Result, now vs baseline in one run of 15 rounds (s to the first line, load
+  2.7 to 2.0): manifest show 0.336 vs 0.413, sessions (table) 0.431 vs 0.469,
+  segments csv 0.380 vs 0.397, exports 0.382 vs 0.415, export 0.378 vs 0.415,
+  sync 0.364 vs 0.454, sync --dry-run 0.353 vs 0.458, serve 0.337 vs 0.348,
+  archive 0.465 vs 0.490; sessions json 0.379 vs 0.363 there, and 0.364 vs
+  0.420 (CPU 0.437 vs 0.524 s) in a 25-round A/B of its own. Single runs move
+  by about 30 ms at this load. Archive gains least (a 25-round A/B: 0.481 vs
+  0.471, no change): its options name the backend and state sections, whose
+  validators and the plugin loader cost as much as all sections did.
+- Most of the misses measured before these changes were the bytecode above:
+  with ``.pyc`` files the baseline itself starts every command in under 0.5 s
+  at this load; what the changes add is margin, largest where no config
+  section is named.
 
 Tried or weighed, and why not:
 
