@@ -155,7 +155,7 @@ def archive_sources(
 async def _archive_sources(
     config: Config, sources: Sequence[str], progress: Progress | None
 ) -> RunSummary:
-    from .archive import summarise
+    from .archive import recheck_done, summarise
     from .errors import InputError
     from .events import OtherEvent
     from .ingest import read_sources
@@ -187,6 +187,8 @@ async def _archive_sources(
                     event.webhookType,
                 )
             touched.update(segment_ids)
+        # What the journal calls archived must still be in the archive and its manifest.
+        recheck_done(run.backend, run.journal, touched)
         run.archiver.expand_pending()
         if progress is not None:
             counts = run.journal.counts()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -260,6 +261,27 @@ class Journal(ABC):
     @abstractmethod
     def mark_manifested(self, *, segment_ids: list[str], event_ids: list[str]) -> None:
         """Record that these outcomes and events are in their manifest."""
+
+    @abstractmethod
+    def done_segments(self, segment_ids: Collection[str]) -> list[SegmentRecord]:
+        """The done segments among ``segment_ids``, in arrival order."""
+
+    @abstractmethod
+    def requeue(self, segment_ids: Collection[str]) -> int:
+        """Put done segments back to pending with a fresh count of attempts.
+
+        For a segment whose object is no longer in the archive. Returns how many were re-queued.
+        """
+
+    @abstractmethod
+    def mark_unmanifested(
+        self, *, segment_ids: Collection[str], event_ids: Collection[str]
+    ) -> None:
+        """Have the next manifest merge take these outcomes and events again.
+
+        For a manifest that lost them (deleted, or edited by hand); merges are
+        idempotent, so an entry the manifest still holds is left as it is.
+        """
 
     @abstractmethod
     def counts(self) -> dict[str, int]:

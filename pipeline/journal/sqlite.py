@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ UNMANIFESTED_SEGMENTS = (
     "SELECT * FROM segments INDEXED BY segments_unmanifested"
     " WHERE session_id = :session AND manifested = 0 AND state IN (:done, :failed) ORDER BY arrival"
 )
+#: Segment ids per ``IN (...)`` query (SQLite's default limit on parameters is 999 before 3.32).
+_ID_BATCH = 500
 _SETTLED = {"done": SegmentState.DONE.value, "failed": SegmentState.FAILED.value}
 # Active rows are the few segments being worked on: each is checked for a dead owner.
 CLAIM_ACTIVE = "SELECT * FROM segments WHERE state = 'active' ORDER BY arrival"
@@ -352,6 +355,42 @@ class SQLiteJournal(Journal):
             )
 
         self._transaction(work, synced=False)
+
+    def done_segments(self, segment_ids: Collection[str]) -> list[SegmentRecord]:
+        ids = list(segment_ids)
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(ids), _ID_BATCH):
+            batch = ids[start : start + _ID_BATCH]
+            rows += self._run(
+                f"SELECT * FROM segments WHERE state = ? AND segment_id IN ({', '.join('?' * len(batch))})",
+                (SegmentState.DONE, *batch),
+            )
+        return [segment_of(r) for r in sorted(rows, key=lambda r: r["arrival"])]
+
+    def requeue(self, segment_ids: Collection[str]) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            cursor = db.executemany(
+                "UPDATE segments SET state = ?, result = NULL, error = NULL, failures = 0,"
+                " not_before = NULL, updated_at = ? WHERE segment_id = ? AND state = ?",
+                [(SegmentState.PENDING, _now(), s, SegmentState.DONE) for s in segment_ids],
+            )
+            return cursor.rowcount
+
+        return int(self._transaction(work))
+
+    def mark_unmanifested(
+        self, *, segment_ids: Collection[str], event_ids: Collection[str]
+    ) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE segments SET manifested = 0 WHERE segment_id = ?",
+                [(s,) for s in segment_ids],
+            )
+            db.executemany(
+                "UPDATE events SET manifested = 0 WHERE event_id = ?", [(e,) for e in event_ids]
+            )
+
+        self._transaction(work)
 
     def counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in SegmentState}

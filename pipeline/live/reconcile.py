@@ -21,7 +21,7 @@ from typing import Any
 
 from storage_backends import StorageError
 
-from ..archive import Archiver, RunSummary, plan_segments, summarise
+from ..archive import Archiver, RunSummary, plan_segments, recheck_done, summarise
 from ..errors import InputError, TrackArchiveError
 from ..events import TYPE_PREFIX, TrackEvent, parse_event
 from ..journal import SegmentState
@@ -128,6 +128,10 @@ class Reconciler:
                 summary.run.input_errors.append(str(exc))
                 log.error("%s", exc)
                 continue
+            # A file archived before and gone from the archive since is fetched again.
+            await asyncio.to_thread(
+                recheck_done, self.archiver.backend, self.archiver.journal, segment_ids
+            )
             touched.update(segment_ids)
             summary.queued += len(segment_ids)
         outcomes = await self.archiver.run(concurrency=self.concurrency)

@@ -118,3 +118,27 @@ def test_reconcile_needs_a_room_or_a_session(standin: StandIn, tmp_path: Path) -
     )
     assert result.exit_code == 2
     assert standin.service.api_calls == []
+
+
+def test_a_file_that_vanished_from_the_archive_is_archived_again(
+    standin: StandIn, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _record_without_webhooks(standin)
+    code, _ = _reconcile(standin, tmp_path)
+    assert code == 0
+    session = standin.service.session_of(ROOM)
+    recording = standin.service.recordings[0]
+    listed = recording.files[0]
+    name = listed["filePath"].rsplit("/", 1)[-1]
+    archived = (
+        tmp_path / "archive" / segment_key(session, recording.participant_id, recording.kind, name)
+    )
+    archived.unlink()  # lost from the archive (deleted by hand, a bucket rule, a bad restore)
+
+    code, again = _reconcile(standin, tmp_path)
+
+    # The journal remembers the file as archived; the archive is what counts.
+    assert code == 0, again
+    assert (again["present"], again["queued"], again["archived"]) == (3, 1, 1)
+    assert archived.stat().st_size == listed["size"]
