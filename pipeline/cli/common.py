@@ -164,6 +164,7 @@ def print_query(
     from ..query import render
 
     config = load(config_path)
+    setup_logging(config.log_level)  # a manifest the index cannot read is named on stderr
     with open_configured_backend(config, backend_url, clean_leftovers=False) as backend:
         rows = lister(backend, index_path=query_index_path(config, backend.url), **filters)
     render(rows, fmt, sys.stdout, kind=table)  # type: ignore[arg-type]  # click.Choice narrows fmt

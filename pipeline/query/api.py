@@ -18,6 +18,7 @@ Without ``index_path`` the index lives in memory and every manifest is read.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -28,6 +29,20 @@ from .index import ManifestIndex
 from .rows import ExportRow, SegmentRow, SessionRow
 
 _SESSION_TIME = "COALESCE(started_at, updated_at)"
+
+log = logging.getLogger(__name__)
+
+
+def _refreshed(index: ManifestIndex, backend: Backend) -> sqlite3.Connection:
+    """The index brought up to date; each manifest it cannot read is named, every time.
+
+    A session whose manifest is not valid has no rows: said on each query, not
+    only the one that first read it, so a session is never left out in silence.
+    """
+    index.refresh(backend)
+    for key, error in index.unreadable():
+        log.warning("%s %s: %s; its session is left out", backend.url, key, error)
+    return index.db
 
 
 def _moment(value: date | datetime) -> datetime:
@@ -141,8 +156,7 @@ def list_sessions(
 ) -> list[SessionRow]:
     """One row per session, oldest first; ``until`` given as a date includes that day."""
     with ManifestIndex(index_path) as index:
-        index.refresh(backend)
-        return query_sessions(index.db, since=since, until=until)
+        return query_sessions(_refreshed(index, backend), since=since, until=until)
 
 
 def list_segments(
@@ -155,8 +169,7 @@ def list_segments(
 ) -> list[SegmentRow]:
     """One row per segment matching the filters, in recording order."""
     with ManifestIndex(index_path) as index:
-        index.refresh(backend)
-        return query_segments(index.db, session=session, participant=participant, kind=kind)
+        return query_segments(_refreshed(index, backend), session=session, participant=participant, kind=kind)
 
 
 def query_exports(
@@ -199,5 +212,4 @@ def list_exports(
 ) -> list[ExportRow]:
     """One row per export listed in the archive's manifests (``participant`` excludes mixes)."""
     with ManifestIndex(index_path) as index:
-        index.refresh(backend)
-        return query_exports(index.db, session=session, participant=participant)
+        return query_exports(_refreshed(index, backend), session=session, participant=participant)

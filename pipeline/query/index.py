@@ -241,6 +241,13 @@ class ManifestIndex:
             ) from None
         return stats
 
+    def unreadable(self) -> list[tuple[str, str]]:
+        """Manifest keys that are not valid manifests, with why: every answer leaves them out."""
+        rows = self._db.execute(
+            "SELECT key, error FROM manifests WHERE error IS NOT NULL ORDER BY key"
+        ).fetchall()
+        return [(str(key), str(error)) for key, error in rows]
+
     @staticmethod
     def _forget(db: sqlite3.Connection, key: str) -> None:
         db.execute("DELETE FROM segments WHERE manifest_key = ?", (key,))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pipeline.cli import main
 from pipeline.cli.query_cmds import commands, segments, sessions
 from pipeline.cli.sync_cmds import sync
 from pipeline.manifest import ManifestUpdate, update_manifest
@@ -238,3 +239,19 @@ def test_every_command_has_help() -> None:
     for command in [*commands, sync]:
         result = runner.invoke(command, ["-h"])
         assert result.exit_code == 0 and command.help
+
+
+def test_a_session_whose_manifest_is_unreadable_is_named_not_silently_left_out(
+    archive: StorageTarget, tmp_path: Path
+) -> None:
+    with archive.open() as backend:
+        backend.delete("tue/manifest.json")
+        backend.put_bytes("tue/manifest.json", b'{"schemaVersion": 1, "sessionId": 7}')
+    runner = CliRunner()
+    base = ["--backend", archive.url, "--config", str(_config(tmp_path))]
+
+    for command in ("sessions", "segments", "sessions"):  # the last from the index alone
+        result = runner.invoke(main, [command, *base, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        assert "tue" not in {r["sessionId"] for r in json.loads(result.stdout)}
+        assert "tue/manifest.json" in result.stderr and "not a valid manifest" in result.stderr
