@@ -76,11 +76,11 @@ def relation(source: bytes, dest: bytes) -> Relation:
     return Relation.DIVERGED
 
 
-def listed_keys(data: bytes) -> list[str]:
-    """The segment and export keys a manifest names (empty when it is not a manifest)."""
+def listed_keys(data: bytes) -> list[str] | None:
+    """The segment and export keys a manifest names (``None`` when it is not a manifest)."""
     manifest = parse(data)
     if manifest is None:
-        return []
+        return None
     return [seg.key for _, _, seg in manifest.segments()] + [e.key for e in manifest.exports]
 
 

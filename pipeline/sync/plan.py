@@ -60,8 +60,9 @@ class Listing:
     digests: dict[str, Digest] = field(default_factory=dict)
     #: Manifests read while planning, by session component: (bytes, stat of those bytes).
     manifests: dict[str, tuple[bytes, ObjectStat]] = field(default_factory=dict)
-    #: The keys each of those manifests names (segments, then exports), parsed once.
-    named: dict[str, list[str]] = field(default_factory=dict)
+    #: The keys each of those manifests names (segments, then exports), parsed once;
+    #: ``None`` for a manifest that is not a valid manifest.
+    named: dict[str, list[str] | None] = field(default_factory=dict)
     #: Objects whose records contradict each other, with the reason.
     disputes: dict[str, str] = field(default_factory=dict)
 
@@ -136,7 +137,7 @@ def _learn_from_manifest(listing: Listing, session: str) -> None:
     try:
         manifest = Manifest.from_json(data)
     except ValidationError:
-        listing.named[session] = []
+        listing.named[session] = None
         return  # an unreadable manifest still has a digest; its segments stay unknown
     recorded = [(s.key, s.size, s.crc32c, s.sha256) for _, _, s in manifest.segments()]
     recorded += [(e.key, e.size, e.crc32c, e.sha256) for e in manifest.exports]

@@ -29,7 +29,7 @@ from ..errors import ConfigError, TrackArchiveError
 from ..scratch import ScratchDir
 from .copy import copy_object, holds_recorded
 from .digest import Digest
-from .manifests import Relation, listed_keys, relation, write_manifest
+from .manifests import Relation, listed_keys, parse, relation, write_manifest
 from .plan import Action, Listing, Plan, Step, build_plan, read_small, session_of
 from .report import Outcome, SyncItem, SyncProgress, SyncReport
 from .schedule import Outcomes, Scheduler, Work, batches
@@ -247,9 +247,15 @@ def _manifest_step(job: _Job, step: Step, plan: Plan) -> SyncItem | None:
         return _item(step, Outcome.FAILED, "vanished from the source during the sync")
     data, _ = found
     # The plan parsed the manifests it read: only one read again now is parsed again.
-    named = plan.source.named.get(step.session)
-    if named is None or plan.source.manifests.get(step.session) is not found:
+    if step.session in plan.source.named and plan.source.manifests.get(step.session) is found:
+        named = plan.source.named[step.session]
+    else:
         named = listed_keys(data)
+    if named is None:
+        # Never copied: it would pass no check of what it names, and --overwrite would put it
+        # over a good one.
+        job.manifest_kept.add(step.session)
+        return _item(step, Outcome.FAILED, "the source manifest is not a valid manifest")
     # Which sessions still copy is read before what is present: a session seen
     # finished here had every outcome recorded before ``present`` is read.
     copying = {session for session, left in list(job.pending.items()) if left}
@@ -274,9 +280,12 @@ def _manifest_step(job: _Job, step: Step, plan: Plan) -> SyncItem | None:
                 return _item(step, Outcome.SKIPPED, "destination already holds every entry")
             if related is Relation.DIVERGED and not job.options.overwrite:
                 job.manifest_kept.add(step.session)
-                return _item(
-                    step, Outcome.CONFLICT, "manifests diverged (each has entries the other lacks)"
+                why = (
+                    "the destination manifest is not a valid manifest"
+                    if parse(dst_data) is None
+                    else "manifests diverged (each has entries the other lacks)"
                 )
+                return _item(step, Outcome.CONFLICT, why)
             replace_version, verb = dst_stat.version, "update"
             if replace_version is None:
                 return _item(
