@@ -370,6 +370,16 @@ def _run(
             delete=options.delete,
             pool=job.scheduler.pool,
         )
+        doomed = plan.of(Action.DELETE)
+        if doomed and not plan.source.stats:
+            # An empty source is far more often a mistyped URL (a local path that does not
+            # exist opens as an empty root) than an archive meant to be emptied.
+            raise ConfigError(
+                f"the source {source.url} holds nothing"
+                + (" of the sessions given" if options.sessions else "")
+                + f": --delete would delete all {len(doomed)} object(s) at {dest.url};"
+                " nothing was changed (check the source URL)"
+            )
         transfers = plan.of(Action.COPY, Action.REPLACE, Action.REVIEW)
         job.progress.planned(len(plan.steps), sum(s.size for s in transfers))
 
@@ -404,7 +414,6 @@ def _run(
         job.finish()
 
         # A manifest goes before the segments it names.
-        doomed = plan.of(Action.DELETE)
         job.run_all([s for s in doomed if s.is_manifest], lambda s: _delete_step(job, s))
         job.run_all([s for s in doomed if not s.is_manifest], lambda s: _delete_step(job, s))
     finally:

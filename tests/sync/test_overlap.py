@@ -93,3 +93,20 @@ def test_bucket_prefixes_overlap_only_within_one_bucket_on_one_endpoint(
     finally:
         for backend in (source, inside, beside, other_bucket):
             backend.close()
+
+
+def test_cli_sync_delete_from_a_mistyped_local_path_deletes_nothing(tmp_path: Path) -> None:
+    dest = tmp_path / "backup"
+    source = tmp_path / "archive"
+    source.mkdir()
+    with open_backend(source.as_uri()) as archive, open_backend(dest.as_uri()) as backup:
+        (tmp_path / "build").mkdir()
+        build_session(archive, tmp_path / "build", "s-1", LAYOUT)
+        assert sync(archive, backup).ok
+        before = contents(backup)
+
+        result = CliRunner().invoke(main, ["sync", str(tmp_path / "archiv"), str(dest), "--delete"])
+
+        assert result.exit_code == 2, result.output
+        assert "holds nothing" in result.output and "--delete" in result.output
+        assert contents(backup) == before

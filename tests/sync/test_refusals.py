@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from pipeline.errors import ConfigError
 from pipeline.sync import Outcome, SyncOptions, sync
 from storage_backends import Backend
 
-from .builders import build_session
+from .builders import build_session, contents
 
 LAYOUT = {("alice", "audio"): 2, ("bob", "audio"): 1}
 
@@ -51,3 +54,24 @@ def test_an_unreadable_manifest_is_never_copied_and_named_as_such(
     assert "destination" in (item.reason or "") and "not a valid manifest" in (item.reason or "")
     assert sync(source, dest, SyncOptions(overwrite=True)).ok
     assert dest.get_bytes("s-1/manifest.json")[0] == good
+
+
+def test_delete_from_an_empty_source_is_refused_before_anything_is_deleted(
+    backend_factory: Callable[..., Backend], tmp_path: Path
+) -> None:
+    source, dest = backend_factory("local"), backend_factory("s3")
+    make_archive(source, tmp_path, ("s-1",))
+    sync(source, dest)
+    before = contents(dest)
+    # A mistyped source: an empty prefix, or a local path that does not exist (opened empty).
+    empty = backend_factory("local")
+
+    for options in (SyncOptions(delete=True), SyncOptions(delete=True, dry_run=True)):
+        with pytest.raises(ConfigError, match="holds nothing"):
+            sync(empty, dest, options)
+        assert contents(dest) == before
+    with pytest.raises(ConfigError, match="holds nothing"):
+        sync(empty, dest, SyncOptions(delete=True, sessions=("s-1",)))
+    assert contents(dest) == before
+    # Without --delete an empty source is harmless: nothing is copied, nothing removed.
+    assert sync(empty, dest).ok and contents(dest) == before
