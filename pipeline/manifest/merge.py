@@ -44,8 +44,14 @@ def _add_segment(manifest: Manifest, pid: str, kind: str, segment: Segment) -> N
     segments = manifest.participants.setdefault(pid, {}).setdefault(kind, [])
     for index, existing in enumerate(segments):
         if existing.key == segment.key:
-            # Same object: keep the first archival time, take the fresher facts.
-            segments[index] = segment.model_copy(update={"archivedAt": existing.archivedAt})
+            # Same object: keep the first archival time, take the fresher facts, and
+            # remember every source it came from (a batch waits for each one by its URL).
+            others = sorted(
+                set(existing.source_urls() + segment.source_urls()) - {segment.sourceUrl}
+            )
+            segments[index] = segment.model_copy(
+                update={"archivedAt": existing.archivedAt, "otherSourceUrls": others or None}
+            )
             break
     else:
         segments.append(segment)
@@ -122,7 +128,7 @@ def merge(current: Manifest | None, update: ManifestUpdate) -> Manifest:
         manifest.meetingId = update.meeting_id
     for pid, kind, segment in update.segments:
         _add_segment(manifest, pid, kind, segment)
-    archived_urls = {seg.sourceUrl for _, _, seg in manifest.segments()}
+    archived_urls = {url for _, _, seg in manifest.segments() for url in seg.source_urls()}
     for failure in update.failures:
         _add_failure(manifest, failure)
     # A file that failed once and was archived later is no longer a failure.

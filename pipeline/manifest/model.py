@@ -58,6 +58,12 @@ class Segment(_Model):
     arrival: int = 0
     #: Set when different content already held the natural key.
     conflictWith: str | None = None
+    #: Other sources whose bytes were this same object (identical content for the same key).
+    otherSourceUrls: list[str] | None = None
+
+    def source_urls(self) -> list[str]:
+        """Every source this object's bytes came from, ``sourceUrl`` first."""
+        return [self.sourceUrl, *(self.otherSourceUrls or ())]
 
     def start(self) -> SegmentStart:
         """The start this entry records, and how it was known."""

@@ -41,7 +41,8 @@ def _seen(manifest: Manifest | None) -> _Seen:
     if manifest is None:
         return seen
     for pid, kind, segment in manifest.segments():
-        seen.archived[(pid, kind, segment.sourceUrl)] = segment.size
+        for url in segment.source_urls():
+            seen.archived[(pid, kind, url)] = segment.size
     for failure in manifest.failures:
         if failure.sourceUrl is not None:
             ident = (failure.participantId, failure.kind, failure.sourceUrl)

@@ -165,7 +165,10 @@ class SegmentWorker:
         if manifest is None:
             return False
         for pid, kind, segment in manifest.segments():
-            if (pid, kind, segment.sourceUrl) == (job.participant_id, job.kind, job.source_url):
+            if (pid, kind) == (
+                job.participant_id,
+                job.kind,
+            ) and job.source_url in segment.source_urls():
                 return self.backend.stat(segment.key) is not None
         return False
 

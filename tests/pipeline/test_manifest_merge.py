@@ -103,3 +103,15 @@ def test_a_track_reported_failed_and_stopped_ends_stopped_in_the_manifest_as_in_
     receiver = max((Lifecycle.STOPPED, Lifecycle.FAILED), key=lambda stage: stage.rank)
     assert entry.state == receiver.value == "stopped"
     assert entry.seen == ["failed", "stopped"]
+
+
+def test_one_object_from_two_sources_keeps_both_urls():
+    first = _segment("a", 1000, 1)
+    mirror = first.model_copy(update={"sourceUrl": "https://cdn/a?v=2", "arrival": 2})
+    for order in ((first, mirror), (mirror, first)):
+        both = ManifestUpdate(session_id="s", segments=[("p", "audio", seg) for seg in order])
+        (entry,) = merge(None, both).participants["p"]["audio"]
+        assert sorted(entry.source_urls()) == ["https://cdn/a", "https://cdn/a?v=2"]
+    # An entry from one source is stored as it always was.
+    single = merge(None, ManifestUpdate(session_id="s", segments=[("p", "audio", first)]))
+    assert b"otherSourceUrls" not in single.to_json()

@@ -57,6 +57,8 @@ class Rig:
     quarantine: StorageTarget
     origin: Origin
     tmp: Path
+    #: Queue settings a test changes for every machine it starts after (merge_wait, ...).
+    queue_options: dict[str, Any] = field(default_factory=dict)
 
     def config(self, name: str) -> Path:
         """The config of one machine (its own state directory)."""
@@ -69,6 +71,7 @@ class Rig:
                     "visibility_timeout": VISIBILITY_TIMEOUT,
                     "merge_wait": 0.3,
                     "concurrency": 1,
+                    **self.queue_options,
                 },
                 "download": {"deadline": DEADLINE},
             },
