@@ -8,6 +8,12 @@ with one compare-and-swap write, and only then acknowledges them. A worker
 that dies leaves its unacknowledged entries on the queue for another merger;
 merging an entry twice changes nothing. So 8 workers finishing one session's
 200 segments write its manifest a handful of times, not 200.
+
+A session whose manifest cannot be written (edited by hand into something
+else) is logged once; its entries go back on the queue as one message behind
+everyone else's, and a pass that wrote nothing waits (doubling up to a minute)
+before reading such manifests again, so it neither floods the log nor holds
+up any other session.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between reconnection attempts when the broker is away.
 RECONNECT_PAUSE = 1.0
+#: First pause after a merge pass that wrote no manifest at all, and the longest.
+RETRY_PAUSE = 1.0
+MAX_RETRY_PAUSE = 60.0
 #: kombu's publish retries: long enough to ride out a broker restart.
 PUBLISH_RETRY = {"max_retries": 30, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2}
 _CONNECTION_ERRORS = (OSError, ConnectionError, KombuError)
@@ -82,6 +91,10 @@ class ManifestMerger:
         self._thread = threading.Thread(target=self._run, name="manifest-merger", daemon=True)
         self._buffer: list[tuple[Any, ManifestUpdate]] = []
         self._first_at = 0.0
+        #: Sessions whose manifest could not be written, with the reason logged for each.
+        self._failing: dict[str, str] = {}
+        self._pause = 0.0
+        self._hold_until = 0.0
 
     def start(self) -> None:
         """Start draining."""
@@ -121,9 +134,11 @@ class ManifestMerger:
                     # socket.timeout is TimeoutError: nothing arrived in time.
                     with contextlib.suppress(TimeoutError):
                         conn.drain_events(timeout=min(0.2, self.wait))
-                    if self._buffer and (
-                        len(self._buffer) >= self.batch
-                        or time.monotonic() - self._first_at >= self.wait
+                    now = time.monotonic()
+                    if (
+                        self._buffer
+                        and now >= self._hold_until
+                        and (len(self._buffer) >= self.batch or now - self._first_at >= self.wait)
                     ):
                         self._flush()
                 # Stopping: whatever arrived is merged and acknowledged now.
@@ -146,20 +161,51 @@ class ManifestMerger:
         for message, update in self._buffer:
             by_session[update.session_id].append((message, update))
         self._buffer = []
+        written = failed = 0
         for session_id, items in by_session.items():
+            combined = combine([u for _, u in items])
             try:
-                update_manifest(
-                    self.backend,
-                    combine([u for _, u in items]),
-                    on_lost_race=self.metrics.cas_retries.inc,
-                )
+                update_manifest(self.backend, combined, on_lost_race=self.metrics.cas_retries.inc)
             except (StorageError, TrackArchiveError) as exc:
-                log.error("manifest of session %s not updated (will retry): %s", session_id, exc)
-                for message, _ in items:
-                    message.requeue()
+                failed += 1
+                self._set_aside(session_id, combined, [m for m, _ in items], str(exc))
                 continue
+            written += 1
+            if self._failing.pop(session_id, None) is not None:
+                log.info("manifest of session %s written again", session_id)
             self.metrics.manifest_writes.inc()
             self.metrics.manifest_entries.inc(len(items))
             log.info("manifest of session %s updated with %d entries", session_id, len(items))
             for message, _ in items:
                 message.ack()
+        if failed and not written:
+            # Only failing sessions on the queue: wait before reading their manifests again.
+            self._pause = min(max(2 * self._pause, RETRY_PAUSE), MAX_RETRY_PAUSE)
+            self._hold_until = time.monotonic() + self._pause
+        elif written:
+            self._pause = 0.0
+
+    def _set_aside(
+        self, session_id: str, update: ManifestUpdate, messages: list[Any], reason: str
+    ) -> None:
+        """Put a session's entries back behind everything queued, as one message; log once per reason.
+
+        Requeued as they were, they would come back first and, a batch's worth of them,
+        hold every other session's entries back until the manifest is mended.
+        """
+        if self._failing.get(session_id) != reason:
+            self._failing[session_id] = reason
+            log.error(
+                "manifest of session %s not updated (its entries wait on the queue; other "
+                "sessions go on): %s",
+                session_id,
+                reason,
+            )
+        try:
+            publish_update(self.app, update)
+        except BrokerUnavailable:
+            for message in messages:
+                message.requeue()
+            return
+        for message in messages:
+            message.ack()
