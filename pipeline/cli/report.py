@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # types only: showing a manifest must not load the archiver and httpx
     from ..archive import RunSummary
@@ -14,6 +15,12 @@ if TYPE_CHECKING:  # types only: showing a manifest must not load the archiver a
 
 def _console() -> Console:
     return Console(stderr=False, soft_wrap=True)
+
+
+def _flagged(label: str, style: str, detail: str) -> Text:
+    # Text, never markup: IDs, URLs and reasons come from webhooks, and one holding
+    # "[/b]" would stop the printing with a MarkupError ("[b]" would restyle it).
+    return Text.assemble((label, style), " ", detail)
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -31,18 +38,20 @@ def print_summary(summary: RunSummary) -> None:
     )
     console.print(table)
     for failure in summary.failures:
+        where = f"{failure['sessionId']}/{failure['participantId']}/{failure['kind']}"
         console.print(
-            f"[red]failed[/red] {failure['sessionId']}/{failure['participantId']}/{failure['kind']} {failure['sourceUrl']}: {failure['reason']}",
-            markup=True,
-            highlight=False,
+            _flagged("failed", "red", f"{where} {failure['sourceUrl']}: {failure['reason']}")
         )
     for conflict in summary.conflicts:
         console.print(
-            f"[yellow]conflict[/yellow] {conflict['key']} held other content; kept the new file at {conflict['storedAt']}",
-            highlight=False,
+            _flagged(
+                "conflict",
+                "yellow",
+                f"{conflict['key']} held other content; kept the new file at {conflict['storedAt']}",
+            )
         )
     for error in summary.input_errors:
-        console.print(f"[red]bad input[/red] {error}", highlight=False)
+        console.print(_flagged("bad input", "red", error))
     if summary.input_errors:
         count = len(summary.input_errors)
         console.print(
@@ -51,18 +60,16 @@ def print_summary(summary: RunSummary) -> None:
             highlight=False,
         )
     for session, reason in summary.manifest_failures.items():
-        console.print(
-            f"[red]manifest not written[/red] session {session}: {reason}", highlight=False
-        )
+        console.print(_flagged("manifest not written", "red", f"session {session}: {reason}"))
 
 
 def print_manifest(manifest: Manifest) -> None:
     """One row per participant and kind, then failures."""
     console = _console()
-    table = Table(
-        title=f"session {manifest.sessionId}"
-        + (f" (meeting {manifest.meetingId})" if manifest.meetingId else "")
+    title = f"session {manifest.sessionId}" + (
+        f" (meeting {manifest.meetingId})" if manifest.meetingId else ""
     )
+    table = Table(title=Text(title))
     for column, justify in (
         ("participant", "left"),
         ("kind", "left"),
@@ -80,7 +87,7 @@ def print_manifest(manifest: Manifest) -> None:
         summary = manifest.summary.get(pid, {}).get(kind)
         state = manifest.lifecycle.get(pid, {}).get(kind)
         table.add_row(
-            pid,
+            Text(pid),
             kind,
             str(summary.segmentCount if summary else 0),
             f"{summary.totalBytes:,}" if summary else "0",
@@ -89,7 +96,5 @@ def print_manifest(manifest: Manifest) -> None:
         )
     console.print(table)
     for failure in manifest.failures:
-        console.print(
-            f"[red]failure[/red] {failure.participantId}/{failure.kind} {failure.sourceUrl or ''}: {failure.reason}",
-            highlight=False,
-        )
+        where = f"{failure.participantId}/{failure.kind} {failure.sourceUrl or ''}"
+        console.print(_flagged("failure", "red", f"{where}: {failure.reason}"))

@@ -184,3 +184,31 @@ def test_manifest_show_prints_the_session(meeting, origin, run_archive, target, 
     assert json.loads(shown.stdout)["sessionId"] == meeting.session_id
     missing = CliRunner().invoke(main, ["manifest", "show", "nope", "--backend", target.url])
     assert missing.exit_code == 1 and "no manifest" in missing.output
+
+
+def test_summaries_print_ids_and_urls_as_they_are_never_as_markup(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    # Both come from the webhook: "[/i]" once stopped the printing with rich's
+    # MarkupError (a traceback after the run), and "[b]" restyled the text.
+    body = {
+        "webhookType": "participant-track-recording-stopped",
+        "data": {
+            "meetingId": "m",
+            "sessionId": "s",
+            "participantId": "p[/i][b]",
+            "kind": "audio",
+            "fileDetails": [{"fileUrl": "https://example.invalid/a[/b].webm"}],
+        },
+    }
+    hooks = write_jsonl(tmp_path / "w.jsonl", [body])
+    archive = tmp_path / "archive"
+    run = CliRunner().invoke(main, ["archive", str(hooks), "--backend", str(archive)])
+    assert run.exit_code == 1, run.output  # refused: not an allowed origin
+    assert "failed s/p[/i][b]/audio https://example.invalid/a[/b].webm: refused" in run.stdout
+    shown = CliRunner().invoke(main, ["manifest", "show", "s", "--backend", str(archive)])
+    assert shown.exit_code == 0, shown.output
+    assert "p[/i][b]" in shown.stdout
+    assert "failure p[/i][b]/audio https://example.invalid/a[/b].webm: refused" in shown.stdout
