@@ -8,8 +8,8 @@ edited. Trusting the journal alone, a run again would report such a segment
 as already archived while the archive lacks it, and ``reconcile`` would queue
 a file the listing names and then skip it.
 
-So before a run works, the done segments its input names are looked up: one
-whose object is gone is queued again (fetched, verified and stored as new),
+So before a run works, the done segments its input names are looked up, with
+one listing of each of their sessions: one whose object is gone is queued again (fetched, verified and stored as new),
 and one its session's manifest does not list is merged into it again. A
 session whose manifest is gone gets every outcome and event the journal holds
 for it merged again. Merges are idempotent, so nothing a manifest holds changes.
@@ -25,6 +25,7 @@ from storage_backends import Backend, StorageError
 
 from ..errors import TrackArchiveError
 from ..journal import Journal, SegmentRecord, SegmentState
+from ..layout import session_prefix
 from ..manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -43,23 +44,38 @@ def _stored_key(record: SegmentRecord) -> str:
     return stored.key if stored is not None else record.key
 
 
+def _held_keys(backend: Backend, session_id: str) -> set[str] | None:
+    """The keys the archive holds under the session, from one listing (``None``: unknown).
+
+    One listing per session rather than a lookup per segment: a run again over a
+    day's webhooks on a bucket would otherwise wait for thousands of requests in turn.
+    """
+    prefix = session_prefix(session_id)
+    try:
+        return {stat.key for stat in backend.list(prefix)}
+    except StorageError as exc:
+        log.warning("cannot check what the archive holds of session %s (%s)", session_id, exc)
+        return None
+
+
 def recheck_done(backend: Backend, journal: Journal, segment_ids: Collection[str]) -> Recheck:
     """Queue again the done segments whose object is gone; re-merge those their manifest lacks."""
     found = Recheck()
     present: dict[str, list[SegmentRecord]] = {}
+    by_session: dict[str, list[SegmentRecord]] = {}
     for record in journal.done_segments(segment_ids):
-        key = _stored_key(record)
-        try:
-            stat = backend.stat(key)
-        except StorageError as exc:
-            # Not knowing is no reason to fetch again: the journal's word stands.
-            log.warning("cannot check that %s is still archived (%s)", key, exc)
-            continue
-        if stat is None:
-            log.warning("%s is no longer in the archive; fetching it again", key)
-            found.requeued.append(record.segment_id)
-        else:
-            present.setdefault(record.session_id, []).append(record)
+        by_session.setdefault(record.session_id, []).append(record)
+    for session_id, records in by_session.items():
+        held = _held_keys(backend, session_id)
+        if held is None:
+            continue  # not knowing is no reason to fetch again: the journal's word stands
+        for record in records:
+            key = _stored_key(record)
+            if key in held:
+                present.setdefault(session_id, []).append(record)
+            else:
+                log.warning("%s is no longer in the archive; fetching it again", key)
+                found.requeued.append(record.segment_id)
     events: list[str] = []
     for session_id, records in present.items():
         try:

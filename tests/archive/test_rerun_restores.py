@@ -72,3 +72,28 @@ def test_a_manifest_that_lost_entries_gets_them_back(
     assert _listed_keys(archived, meeting.session_id) == _all_keys(meeting)
     manifest, _ = read_manifest(archived, meeting.session_id)
     assert manifest is not None and manifest.meetingId == meeting.meeting_id
+
+
+def test_a_rerun_looks_up_each_session_once_not_each_segment(
+    meeting, origin, run_archive, archived, tmp_path
+):
+    from pipeline.archive import recheck_done
+    from pipeline.journal import SegmentState
+    from pipeline.journal.sqlite import SQLiteJournal
+    from tests.sync.builders import ProxyBackend
+
+    source = write_jsonl(tmp_path / "w.jsonl", serve_meeting(origin, meeting))
+    assert run_archive(source).exit_code == 0
+    journal = SQLiteJournal(tmp_path / "state" / "journal.sqlite3")
+    try:
+        done = journal.segments(states=(SegmentState.DONE,))
+        assert len(done) == len(meeting.segments) > 1
+        counted = ProxyBackend(archived)
+        found = recheck_done(counted, journal, [r.segment_id for r in done])
+    finally:
+        journal.close()
+    assert (found.requeued, found.remerged) == ([], [])
+    # One listing for the one session (a bucket answers up to 1,000 keys per request)
+    # and no lookup per segment: at most the manifest read's own.
+    assert counted.calls.get("list") == 1
+    assert counted.calls.get("stat", 0) <= 1 < len(done)
