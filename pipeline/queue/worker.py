@@ -24,7 +24,9 @@ from celery import Celery
 
 from storage_backends import Backend, BackendUnavailable, StorageError
 from storage_backends.checksums import hash_file
+from storage_backends.keys import fit_name
 
+from ..archive.quarantine import REASON_SUFFIX
 from ..archive.segments import manifest_segment
 from ..archive.store import store_verified
 from ..download import Downloader, DownloadPolicy, DownloadResult
@@ -194,8 +196,7 @@ class SegmentWorker:
 
     def _keep_refused(self, job: SegmentJob, result: DownloadResult, reason: str) -> str | None:
         """Refused bytes and their reason into the quarantine backend; the key kept, if any."""
-        stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
-        base = f"{job.key}.{stamp}"
+        base, reason_key = quarantine_keys(job.key, utcnow().strftime("%Y%m%dT%H%M%S%f"))
         details = result.as_dict()
         details.update(reason=reason, quarantined_at=utcnow().isoformat(), staged_bytes=None)
         kept: str | None = None
@@ -206,7 +207,7 @@ class SegmentWorker:
                 kept = details["staged_bytes"] = f"{self.quarantine.url.rstrip('/')}/{base}"
             details.pop("path", None)
             self.quarantine.put_bytes(
-                base + ".reason.json",
+                reason_key,
                 (json.dumps(details, indent=2, default=str) + "\n").encode(),
                 content_type="application/json",
             )
@@ -214,3 +215,15 @@ class SegmentWorker:
             # The failure itself is still recorded in the manifest; only the evidence is missing.
             log.error("could not quarantine %s: %s", job.key, exc)
         return kept
+
+
+def quarantine_keys(key: str, stamp: str) -> tuple[str, str]:
+    """The quarantine keys of a refused segment's bytes and of its reason, beside each other.
+
+    ``stamp`` keeps each refusal of a key apart. A file name near the filesystem's
+    255-byte limit is shortened (``fit_name``) so that the reason's name fits too.
+    """
+    head, _, name = key.rpartition("/")
+    kept = fit_name(name, f".{stamp}{REASON_SUFFIX}")[: -len(REASON_SUFFIX)]
+    base = f"{head}/{kept}" if head else kept
+    return base, base + REASON_SUFFIX
