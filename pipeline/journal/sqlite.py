@@ -345,16 +345,7 @@ class SQLiteJournal(Journal):
         # only makes the next flush merge those entries again, which merges leave unchanged.
         # Each manifest flush then holds the journal (and the deliveries' group commit) for
         # no disk sync of its own.
-        def work(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "UPDATE segments SET manifested = 1 WHERE segment_id = ?",
-                [(s,) for s in segment_ids],
-            )
-            db.executemany(
-                "UPDATE events SET manifested = 1 WHERE event_id = ?", [(e,) for e in event_ids]
-            )
-
-        self._transaction(work, synced=False)
+        self._set_manifested(segment_ids, event_ids, manifested=True, synced=False)
 
     def done_segments(self, segment_ids: Collection[str]) -> list[SegmentRecord]:
         ids = list(segment_ids)
@@ -381,16 +372,29 @@ class SQLiteJournal(Journal):
     def mark_unmanifested(
         self, *, segment_ids: Collection[str], event_ids: Collection[str]
     ) -> None:
+        self._set_manifested(segment_ids, event_ids, manifested=False, synced=True)
+
+    def _set_manifested(
+        self,
+        segment_ids: Collection[str],
+        event_ids: Collection[str],
+        *,
+        manifested: bool,
+        synced: bool,
+    ) -> None:
+        flag = int(manifested)
+
         def work(db: sqlite3.Connection) -> None:
             db.executemany(
-                "UPDATE segments SET manifested = 0 WHERE segment_id = ?",
-                [(s,) for s in segment_ids],
+                "UPDATE segments SET manifested = ? WHERE segment_id = ?",
+                [(flag, s) for s in segment_ids],
             )
             db.executemany(
-                "UPDATE events SET manifested = 0 WHERE event_id = ?", [(e,) for e in event_ids]
+                "UPDATE events SET manifested = ? WHERE event_id = ?",
+                [(flag, e) for e in event_ids],
             )
 
-        self._transaction(work)
+        self._transaction(work, synced=synced)
 
     def counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in SegmentState}
